@@ -1,0 +1,59 @@
+"""A bounded, time-aware LRU cache whose entries outlive their freshness for stale-if-error.
+
+It knows keys, values and time; not HTTP, not AWS.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from cachetools import TLRUCache
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry(Generic[V]):
+    """A cached value, fresh until `fresh_until`, kept (stale) until `keep_until`."""
+
+    value: V
+    fresh_until: float
+    keep_until: float
+
+    def fresh(self, now: float) -> bool:
+        """Whether the entry may answer without asking upstream."""
+        return now < self.fresh_until
+
+    def ttl(self, now: float) -> float:
+        """Seconds of freshness left (0 once stale)."""
+        return max(0.0, self.fresh_until - now)
+
+
+def _keep_until(_key: Hashable, entry: Entry[Any], _now: float) -> float:
+    return entry.keep_until
+
+
+class TtlCache(Generic[K, V]):
+    """Entries expire past their stale window; least recently used go first beyond `maxsize`."""
+
+    def __init__(self, maxsize: int, timer: Callable[[], float] = time.monotonic) -> None:
+        self.timer = timer
+        self._data: TLRUCache[K, Entry[V]] = TLRUCache(maxsize, _keep_until, timer=timer)
+
+    def get(self, key: K) -> Entry[V] | None:
+        """The entry for `key`, fresh or stale, or None once it has expired entirely."""
+        return self._data.get(key)
+
+    def put(self, key: K, value: V, ttl: float, stale_for: float = 0.0) -> Entry[V]:
+        """Store `value` fresh for `ttl` seconds, then kept stale for `stale_for` more."""
+        now = self.timer()
+        entry = Entry(value, now + ttl, now + ttl + stale_for)
+        self._data[key] = entry
+        return entry
+
+    def __len__(self) -> int:
+        return len(self._data)

@@ -1,0 +1,117 @@
+"""The gateway's own errors, which both doors render.
+
+GatewayError
+├── BadUserInput             400 BAD_USER_INPUT
+├── Unauthenticated          401 UNAUTHENTICATED
+├── Forbidden                403 FORBIDDEN
+├── NotFound                 404 NOT_FOUND
+├── MethodNotAllowed         405 METHOD_NOT_ALLOWED
+├── InternalError            500 INTERNAL_SERVER_ERROR
+├── UpstreamUnauthorized     502 UPSTREAM_UNAUTHORIZED
+├── UpstreamError            502 UPSTREAM_ERROR
+└── UpstreamFault            (AWS or the path to it failed: stale entries may answer)
+    ├── Throttled            429 THROTTLED
+    ├── UpstreamFailure      502 UPSTREAM_FAILURE
+    ├── ServiceUnavailable   503 SERVICE_UNAVAILABLE
+    ├── UpstreamTimeout      504 UPSTREAM_TIMEOUT
+    └── UpstreamUnavailable  502 UPSTREAM_UNAVAILABLE
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway renders to a caller."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
+    title: ClassVar[str] = "Internal server error"
+    retry_after: ClassVar[int | None] = None
+
+    def __init__(self, detail: str, *, upstream_code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.upstream_code = upstream_code
+        self.cache_status: str | None = None
+
+
+class BadUserInput(GatewayError):
+    """The caller's input fails validation, here or at AWS."""
+
+    status, code, title = 400, "BAD_USER_INPUT", "Bad request"
+
+
+class Unauthenticated(GatewayError):
+    """The caller sent no bearer token or a wrong one."""
+
+    status, code, title = 401, "UNAUTHENTICATED", "Unauthenticated"
+
+
+class Forbidden(GatewayError):
+    """AWS forbids the request."""
+
+    status, code, title = 403, "FORBIDDEN", "Forbidden"
+
+
+class NotFound(GatewayError):
+    """The proxy session (or voice connector) does not exist."""
+
+    status, code, title = 404, "NOT_FOUND", "Not found"
+
+
+class MethodNotAllowed(GatewayError):
+    """The route exists but not for this method."""
+
+    status, code, title = 405, "METHOD_NOT_ALLOWED", "Method not allowed"
+
+
+class InternalError(GatewayError):
+    """A bug in the gateway itself; its detail never leaves the process."""
+
+
+class UpstreamUnauthorized(GatewayError):
+    """AWS refused the gateway's own identity: an operator problem."""
+
+    status, code, title = 502, "UPSTREAM_UNAUTHORIZED", "Upstream refused the gateway's identity"
+
+
+class UpstreamError(GatewayError):
+    """Any other AWS error, including codes this gateway does not know."""
+
+    status, code, title = 502, "UPSTREAM_ERROR", "Upstream error"
+
+
+class UpstreamFault(GatewayError):
+    """A failure of AWS or the path to it, not of the request: stale entries may answer."""
+
+
+class Throttled(UpstreamFault):
+    """AWS kept throttling after the retries."""
+
+    status, code, title, retry_after = 429, "THROTTLED", "Too many requests", 1
+
+
+class UpstreamFailure(UpstreamFault):
+    """AWS reported an internal failure."""
+
+    status, code, title = 502, "UPSTREAM_FAILURE", "Upstream failure"
+
+
+class ServiceUnavailable(UpstreamFault):
+    """AWS reported itself unavailable."""
+
+    status, code, title, retry_after = 503, "SERVICE_UNAVAILABLE", "Service unavailable", 5
+
+
+class UpstreamTimeout(UpstreamFault):
+    """The whole upstream deadline passed, retries included."""
+
+    status, code, title = 504, "UPSTREAM_TIMEOUT", "Upstream timeout"
+
+
+class UpstreamUnavailable(UpstreamFault):
+    """AWS could not be reached, reset the connection or sent a malformed reply."""
+
+    status, code, title = 502, "UPSTREAM_UNAVAILABLE", "Upstream unavailable"

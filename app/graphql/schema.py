@@ -1,0 +1,87 @@
+"""The GraphQL schema, exactly the contract's SDL, and the router that serves it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from fastapi import Request
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.fastapi import GraphQLRouter
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext, Info
+
+from app.graphql.context import Context
+from app.graphql.errors import GatewayErrors
+from app.graphql.types import DATETIME, ProxySession
+from app.settings import Settings
+from app.state import get_service, get_state
+
+CACHE_DOCUMENTS = 1024
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="One proxy session; null with an error when it cannot be had.")  # type: ignore[untyped-decorator]
+    async def proxy_session(
+        self,
+        info: Info[Context, None],
+        voice_connector_id: strawberry.ID,
+        proxy_session_id: strawberry.ID,
+    ) -> ProxySession | None:
+        return await info.context.proxy_session(voice_connector_id, proxy_session_id)
+
+
+class GatewaySchema(strawberry.Schema):
+    """A schema whose errors are logged by `GatewayErrors`, not strawberry's error logger."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Expected errors are not worth a traceback; unexpected ones are logged when masked."""
+
+
+def build_schema(*, introspection: bool = True) -> strawberry.Schema:
+    """The schema; introspection is refused at validation when turned off."""
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        GatewayErrors,
+        lambda: ParserCache(maxsize=CACHE_DOCUMENTS),
+        lambda: ValidationCache(maxsize=CACHE_DOCUMENTS),
+    ]
+    if not introspection:
+        extensions.append(DisableIntrospection)
+    config = StrawberryConfig(scalar_map={datetime: DATETIME}, disable_field_suggestions=True)
+    return GatewaySchema(query=Query, extensions=extensions, config=config)
+
+
+def _wants_revalidation(request: Request) -> bool:
+    cache_control = request.headers.get("cache-control", "").lower()
+    return "no-cache" in cache_control
+
+
+async def _context(request: Request) -> Context:
+    return Context(
+        get_service(request),
+        get_state(request).metrics,
+        revalidate=_wants_revalidation(request),
+    )
+
+
+def build_router(settings: Settings) -> GraphQLRouter[Any, None]:
+    """The `/graphql` route: POST only, GraphiQL on `GET` when turned on."""
+    return GraphQLRouter(
+        build_schema(introspection=settings.graphql_introspection),
+        path="/graphql",
+        graphql_ide="graphiql" if settings.graphiql else None,
+        allow_queries_via_get=False,
+        context_getter=_context,
+        multipart_uploads_enabled=False,
+    )

@@ -1,0 +1,105 @@
+"""The application factory: wires settings, the service, both doors and the middleware."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from app import __version__, ops
+from app.auth import AuthMiddleware, TokenVerifier
+from app.graphql.schema import build_router
+from app.observability import logs
+from app.observability.metrics import Metrics
+from app.observability.middleware import ObservabilityMiddleware
+from app.rest import errors as rest_errors
+from app.rest.routes import router as rest_router
+from app.service import ProxySessionService
+from app.settings import Settings
+from app.state import AppState
+from app.upstream import Upstream
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = (
+    "Internal gateway onto Amazon Chime SDK Voice `GetProxySession`, behind one cached "
+    "aioboto3 client. AWS ended support for Chime SDK proxy sessions on 2026-04-07."
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the gateway; long-lived clients are created in the lifespan, not here."""
+    settings = settings or Settings()
+    state = AppState(settings=settings, metrics=Metrics())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        upstream = Upstream(settings, state.metrics)
+        await upstream.start()
+        state.service = ProxySessionService(settings, upstream, state.metrics)
+        state.lifecycle.started = True
+        if not settings.tokens:
+            log.warning(
+                "authentication is off: set GATEWAY_AUTH_TOKENS or GATEWAY_AUTH_TOKENS_FILE"
+            )
+        log.info("gateway started", extra={"version": __version__})
+        try:
+            yield
+        finally:
+            state.lifecycle.stopping = True
+            await upstream.close()
+            log.info("gateway stopped")
+
+    app = FastAPI(
+        title="Proxy-session gateway",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.gateway = state
+    app.include_router(rest_router)
+    app.include_router(build_router(settings), tags=["graphql"], include_in_schema=False)
+    app.include_router(ops.router)
+    rest_errors.install(app)
+    app.add_middleware(AuthMiddleware, verifier=TokenVerifier(settings.tokens))
+    app.add_middleware(ObservabilityMiddleware, metrics=state.metrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document without its default 422: validation failures are 400 problems."""
+    if app.openapi_schema is None:
+        schema = FastAPI.openapi(app)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                responses.pop("422", None)
+                for status, response in responses.items():
+                    if status[0] in "45":  # errors are problem+json only
+                        response.get("content", {}).pop("application/json", None)
+        components = schema.get("components", {}).get("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+@functools.cache
+def _default_app() -> FastAPI:
+    settings = Settings()
+    logs.configure(settings.log_level)
+    return create_app(settings)
+
+
+def __getattr__(name: str) -> Any:
+    """`app.main:app` for uvicorn, built on first use rather than at import."""
+    if name == "app":
+        return _default_app()
+    raise AttributeError(name)

@@ -1,0 +1,164 @@
+"""The ProxySession domain model, built from AWS's parsed reply and rendered back in its shape."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from app.errors import BadUserInput
+from app.types import SessionKey
+
+ID_MAX_LENGTH = 128
+# AWS's Java `\S` is the complement of these six characters, not Python's `\s`.
+ID_PATTERN = r"[^ \t\n\x0B\f\r]"
+_NON_SPACE = re.compile(ID_PATTERN)
+
+
+def validate_id(name: str, value: str) -> str:
+    """Return `value` if it is a valid AWS id (1-128 characters, one non-space), else raise."""
+    if not 1 <= len(value) <= ID_MAX_LENGTH:
+        raise BadUserInput(f"{name} must be 1 to {ID_MAX_LENGTH} characters long.")
+    if _NON_SPACE.search(value) is None:
+        raise BadUserInput(f"{name} must contain at least one non-space character.")
+    return value
+
+
+def validate_key(voice_connector_id: str, proxy_session_id: str) -> SessionKey:
+    """Validate both ids and return the cache key they make."""
+    return (
+        validate_id("voiceConnectorId", voice_connector_id),
+        validate_id("proxySessionId", proxy_session_id),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """One participant of a proxy session (numbers in E.164)."""
+
+    phone_number: str | None = None
+    proxy_phone_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GeoMatchParams:
+    """Country and area code used for geographic matching."""
+
+    country: str | None = None
+    area_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySession:
+    """A proxy session; enum members keep AWS's raw value, so unknown values survive."""
+
+    voice_connector_id: str
+    proxy_session_id: str
+    name: str | None = None
+    status: str | None = None
+    expiry_minutes: int | None = None
+    capabilities: tuple[str, ...] | None = None
+    created_timestamp: datetime | None = None
+    updated_timestamp: datetime | None = None
+    ended_timestamp: datetime | None = None
+    participants: tuple[Participant, ...] | None = None
+    number_selection_behavior: str | None = None
+    geo_match_level: str | None = None
+    geo_match_params: GeoMatchParams | None = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session is over and will no longer change."""
+        return self.status == "Closed"
+
+    @classmethod
+    def from_aws(cls, member: Mapping[str, Any], key: SessionKey) -> ProxySession:
+        """Build from botocore's parsed `ProxySession` member, filling ids from the key."""
+        participants = member.get("Participants")
+        capabilities = member.get("Capabilities")
+        geo = member.get("GeoMatchParams")
+        return cls(
+            voice_connector_id=member.get("VoiceConnectorId", key[0]),
+            proxy_session_id=member.get("ProxySessionId", key[1]),
+            name=member.get("Name"),
+            status=member.get("Status"),
+            expiry_minutes=member.get("ExpiryMinutes"),
+            capabilities=None if capabilities is None else tuple(capabilities),
+            created_timestamp=member.get("CreatedTimestamp"),
+            updated_timestamp=member.get("UpdatedTimestamp"),
+            ended_timestamp=member.get("EndedTimestamp"),
+            participants=None
+            if participants is None
+            else tuple(
+                Participant(p.get("PhoneNumber"), p.get("ProxyPhoneNumber")) for p in participants
+            ),
+            number_selection_behavior=member.get("NumberSelectionBehavior"),
+            geo_match_level=member.get("GeoMatchLevel"),
+            geo_match_params=None
+            if geo is None
+            else GeoMatchParams(geo.get("Country"), geo.get("AreaCode")),
+        )
+
+    def to_aws(self) -> dict[str, Any]:
+        """Render in AWS's shape (PascalCase, RFC 3339 UTC timestamps); absent stays absent."""
+        out: dict[str, Any] = {
+            "VoiceConnectorId": self.voice_connector_id,
+            "ProxySessionId": self.proxy_session_id,
+        }
+        _put(out, "Name", self.name)
+        _put(out, "Status", self.status)
+        _put(out, "ExpiryMinutes", self.expiry_minutes)
+        _put(out, "Capabilities", None if self.capabilities is None else list(self.capabilities))
+        _put(out, "CreatedTimestamp", rfc3339(self.created_timestamp))
+        _put(out, "UpdatedTimestamp", rfc3339(self.updated_timestamp))
+        _put(out, "EndedTimestamp", rfc3339(self.ended_timestamp))
+        if self.participants is not None:
+            out["Participants"] = [
+                _compact({"PhoneNumber": p.phone_number, "ProxyPhoneNumber": p.proxy_phone_number})
+                for p in self.participants
+            ]
+        _put(out, "NumberSelectionBehavior", self.number_selection_behavior)
+        _put(out, "GeoMatchLevel", self.geo_match_level)
+        if self.geo_match_params is not None:
+            geo = self.geo_match_params
+            out["GeoMatchParams"] = _compact({"Country": geo.country, "AreaCode": geo.area_code})
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A session with its REST body and ETag, rendered once when the cache is filled."""
+
+    session: ProxySession
+    body: bytes
+    etag: str
+
+    @classmethod
+    def render(cls, session: ProxySession) -> SessionRecord:
+        """Serialize `session` to the REST body and derive its strong ETag."""
+        body = orjson.dumps({"ProxySession": session.to_aws()})
+        return cls(session, body, f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"')
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    """Format a timestamp as RFC 3339 in UTC with a `Z` suffix."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    text = value.astimezone(UTC).isoformat()
+    return text.removesuffix("+00:00") + "Z"
+
+
+def _put(out: dict[str, Any], name: str, value: object) -> None:
+    if value is not None:
+        out[name] = value
+
+
+def _compact(members: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in members.items() if value is not None}

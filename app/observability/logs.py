@@ -1,0 +1,61 @@
+"""JSON logs, one object per line on stdout, with the request id and no phone numbers."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from app.observability.context import current_request_id
+
+# E.164 with its plus sign, or a bare run of 10-15 digits: what a phone number looks like.
+_PHONE = re.compile(r"\+[1-9]\d{6,14}\b|\b[1-9]\d{9,14}\b")
+REDACTED = "[redacted]"
+
+# These libraries log raw request and response bodies and headers at DEBUG.
+_QUIET = ("botocore", "aiobotocore", "boto3", "aioboto3", "urllib3", "aiohttp", "asyncio")
+_STANDARD = frozenset(vars(logging.makeLogRecord({})))
+
+
+def redact(text: str) -> str:
+    """Replace anything that looks like a phone number."""
+    return _PHONE.sub(REDACTED, text)
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object, redacting phone numbers from every string."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+            "request_id": getattr(record, "request_id", None) or current_request_id(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in entry:
+                entry[key] = redact(value) if isinstance(value, str) else value
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["error_type"] = record.exc_info[0].__name__
+            entry["traceback"] = redact(self.formatException(record.exc_info))
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure(level: str) -> None:
+    """Send every log record to stdout as JSON; keep body-dumping libraries at WARNING."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True

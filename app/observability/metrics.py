@@ -1,0 +1,108 @@
+"""Prometheus metrics: bounded labels only (no ids, phone numbers or raw paths)."""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from app import __version__
+from app.observability.context import current
+from app.types import CacheResult
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    """The gateway's metrics in a registry of its own (no global state)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "gateway_http_requests",
+            "HTTP requests served, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "gateway_http_request_duration_seconds",
+            "HTTP request duration, by route template, method and status.",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "gateway_http_requests_in_flight", "HTTP requests being served.", registry=r
+        )
+        self.graphql_operations = Counter(
+            "gateway_graphql_operations",
+            "GraphQL operations executed, by operation type and outcome.",
+            ["operation_type", "outcome"],
+            registry=r,
+        )
+        self.cache_results = Counter(
+            "gateway_cache_results",
+            "Cache lookups, by how they were answered.",
+            ["result"],
+            registry=r,
+        )
+        self.cache_entries = Gauge(
+            "gateway_cache_entries", "Keys held in the session cache.", registry=r
+        )
+        self.upstream_calls = Counter(
+            "gateway_upstream_calls",
+            "GetProxySession attempts, by outcome and AWS error code.",
+            ["outcome", "aws_error_code"],
+            registry=r,
+        )
+        self.upstream_seconds = Histogram(
+            "gateway_upstream_call_duration_seconds",
+            "GetProxySession attempt duration, by outcome.",
+            ["outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.build_info = Gauge(
+            "gateway_build_info",
+            "Build information; the value is always 1.",
+            ["version", "python", "botocore"],
+            registry=r,
+        )
+        self.build_info.labels(__version__, platform.python_version(), _version("botocore")).set(1)
+        for result in ("hit", "miss", "stale", "coalesced", "negative", "revalidated"):
+            self.cache_results.labels(result)
+
+    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Record one served HTTP request."""
+        code = str(status)
+        self.requests.labels(route, method, code).inc()
+        self.request_seconds.labels(route, method, code).observe(seconds)
+
+    def graphql_operation(self, operation_type: str, outcome: str) -> None:
+        """Record one executed GraphQL operation."""
+        self.graphql_operations.labels(operation_type, outcome).inc()
+
+    def cache_result(self, result: CacheResult) -> None:
+        """Record a cache verdict, and remember it for the request's access log line."""
+        self.cache_results.labels(result).inc()
+        ctx = current.get()
+        if ctx is not None:
+            ctx.cache_results.append(result)
+
+    def cache_size(self, entries: int) -> None:
+        """Record the cache's size."""
+        self.cache_entries.set(entries)
+
+    def upstream_attempt(self, outcome: str, aws_error_code: str, seconds: float) -> None:
+        """Record one upstream attempt."""
+        self.upstream_calls.labels(outcome, aws_error_code).inc()
+        self.upstream_seconds.labels(outcome).observe(seconds)
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"

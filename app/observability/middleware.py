@@ -1,0 +1,96 @@
+"""Pure ASGI middleware: request id, in-flight gauge, request metrics and the access log."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import InternalError
+from app.observability.context import RequestContext, current, request_id_from
+from app.observability.metrics import Metrics
+from app.problems import problem_bytes, problem_headers
+
+access_log = logging.getLogger("app.access")
+
+UNMATCHED = "unmatched"
+
+
+class ObservabilityMiddleware:
+    """Wraps every HTTP request: one id, one metrics sample, one access log line."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = request_id_from(_header(scope, b"x-request-id"))
+        ctx = RequestContext(request_id)
+        token = current.set(ctx)
+        header = (b"x-request-id", request_id.encode())
+        status, status_sent = 500, False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            nonlocal status_sent
+            if message["type"] == "http.response.start":
+                status, status_sent = message["status"], True
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            # The last line of defence: a bug becomes a bare 500 problem, logged with its
+            # traceback here and never sent to the caller.
+            access_log.exception("unhandled error")
+            if status_sent:
+                raise
+            error = InternalError("The gateway failed to serve this request.")
+            await send_with_id(
+                {
+                    "type": "http.response.start",
+                    "status": error.status,
+                    "headers": problem_headers(error),
+                }
+            )
+            await send({"type": "http.response.body", "body": problem_bytes(error, request_id)})
+        finally:
+            self.metrics.in_flight.dec()
+            seconds = time.perf_counter() - started
+            route = _route_template(scope)
+            self.metrics.request(route, scope["method"], status, seconds)
+            access_log.info(
+                "%s %s %d",
+                scope["method"],
+                route,
+                status,
+                extra={
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "cache": ",".join(ctx.cache_results) or None,
+                    "request_id": request_id,
+                },
+            )
+            current.reset(token)
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED

@@ -1,0 +1,57 @@
+"""Exception handlers that render every error on the REST side as RFC 9457 problems."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from app.errors import BadUserInput, GatewayError, MethodNotAllowed, NotFound
+from app.observability.context import current_request_id
+from app.problems import problem_bytes, problem_headers
+
+# A path shaped like the session route but with an empty id segment misses the router.
+_EMPTY_ID = re.compile(r"/v1/voice-connectors/[^/]*/proxy-sessions/[^/]*")
+_HTTP_ERRORS: dict[int, type[GatewayError]] = {404: NotFound, 405: MethodNotAllowed}
+
+
+def _render(error: GatewayError) -> Response:
+    headers = problem_headers(error)
+    response = Response(problem_bytes(error, current_request_id()), status_code=error.status)
+    response.raw_headers.extend(headers)
+    return response
+
+
+async def _gateway_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return _render(exc)
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    details = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err.get("loc", ()) if part != "path")
+        details.append(f"{where}: {err.get('msg', 'invalid')}")
+    return _render(BadUserInput("; ".join(details) or "Invalid request."))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and _EMPTY_ID.fullmatch(request.url.path):
+        return _render(BadUserInput("voiceConnectorId and proxySessionId must not be empty."))
+    error_type = _HTTP_ERRORS.get(exc.status_code, BadUserInput)
+    response = _render(error_type(str(exc.detail)))
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on `app`."""
+    app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)

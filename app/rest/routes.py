@@ -1,0 +1,103 @@
+"""The REST door: GET one proxy session in AWS's shape, with HTTP caching headers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Response
+
+from app.model import ID_MAX_LENGTH, ID_PATTERN, validate_key
+from app.problems import PROBLEM_JSON
+from app.rest.schemas import GetProxySessionResponse, Problem
+from app.service import Lookup
+from app.state import ServiceDep
+
+router = APIRouter(tags=["proxy-sessions"])
+
+SESSION_PATH = "/v1/voice-connectors/{voiceConnectorId}/proxy-sessions/{proxySessionId}"
+
+
+def _problem(description: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "description": description,
+        "model": Problem,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        **extra,
+    }
+
+
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
+_CACHE_HEADERS = {
+    "ETag": {"description": "Strong validator over the body.", "schema": {"type": "string"}},
+    "Cache-Control": {"description": "`private, max-age=N`.", "schema": {"type": "string"}},
+    "Cache-Status": {"description": "RFC 9211 cache status.", "schema": {"type": "string"}},
+    "X-Request-ID": {"description": "The request's id.", "schema": {"type": "string"}},
+}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The proxy session.", "headers": _CACHE_HEADERS},
+    304: {"description": "Not modified: `If-None-Match` matched the current ETag."},
+    400: _problem("BAD_USER_INPUT: an id fails validation, or AWS refused the input."),
+    401: _problem(
+        "UNAUTHENTICATED: no or a wrong bearer token.",
+        headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
+    ),
+    403: _problem("FORBIDDEN: AWS forbids the request."),
+    404: _problem("NOT_FOUND: no such proxy session (remembered briefly)."),
+    429: _problem("THROTTLED: AWS kept throttling after retries.", headers=_RETRY_AFTER),
+    500: _problem("INTERNAL_SERVER_ERROR: a bug in the gateway."),
+    502: _problem(
+        "UPSTREAM_FAILURE, UPSTREAM_UNAVAILABLE, UPSTREAM_UNAUTHORIZED or UPSTREAM_ERROR."
+    ),
+    503: _problem("SERVICE_UNAVAILABLE: AWS is unavailable.", headers=_RETRY_AFTER),
+    504: _problem("UPSTREAM_TIMEOUT: the upstream deadline passed."),
+}
+
+IdParam = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
+
+
+@router.get(
+    SESSION_PATH,
+    operation_id="getProxySession",
+    summary="Get a proxy session",
+    response_model=GetProxySessionResponse,
+    responses=RESPONSES,
+)
+async def get_proxy_session(
+    voiceConnectorId: IdParam,
+    proxySessionId: IdParam,
+    service: ServiceDep,
+    if_none_match: Annotated[str | None, Header()] = None,
+    cache_control: Annotated[str | None, Header()] = None,
+    pragma: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Response:
+    """The proxy session, from the cache or one coalesced GetProxySession call."""
+    key = validate_key(voiceConnectorId, proxySessionId)
+    lookup = await service.get(key, revalidate=_wants_revalidation(cache_control, pragma))
+    headers = _cache_headers(lookup)
+    if if_none_match is not None and _etag_matches(if_none_match, lookup.record.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(lookup.record.body, media_type="application/json", headers=headers)
+
+
+def _cache_headers(lookup: Lookup) -> dict[str, str]:
+    return {
+        "ETag": lookup.record.etag,
+        "Cache-Control": f"private, max-age={lookup.max_age}",
+        "Cache-Status": lookup.cache_status,
+    }
+
+
+def _wants_revalidation(cache_control: str | None, pragma: str | None) -> bool:
+    if cache_control is not None:
+        directives = {d.strip().lower() for d in cache_control.split(",")}
+        if "no-cache" in directives or "max-age=0" in directives:
+            return True
+    return pragma is not None and "no-cache" in pragma.lower()
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 weak comparison, as If-None-Match requires; `*` matches any current entity."""
+    if if_none_match.strip() == "*":
+        return True
+    opaque = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == opaque for tag in if_none_match.split(","))

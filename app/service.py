@@ -1,0 +1,123 @@
+"""The one service both doors call: cache, single flight, negative caching, stale-if-error."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Protocol
+
+from app.cache import Entry, TtlCache
+from app.errors import GatewayError, NotFound, UpstreamFault
+from app.model import ProxySession, SessionRecord
+from app.settings import Settings
+from app.singleflight import SingleFlight
+from app.types import CacheObserver, CacheResult, SessionKey
+
+CACHE_NAME = "proxy-gateway"
+
+CachedValue = SessionRecord | NotFound
+"""A found session, or a remembered NotFound (negative entry)."""
+
+
+class SessionSource(Protocol):
+    """Where sessions come from on a miss (the upstream client)."""
+
+    async def get_proxy_session(self, key: SessionKey) -> ProxySession:
+        """Fetch one session or raise a GatewayError."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """A session record with how the cache answered for it."""
+
+    record: SessionRecord
+    result: CacheResult
+    max_age: int
+    cache_status: str
+
+
+class ProxySessionService:
+    """Answers `get` from the cache, or from one coalesced upstream call per key."""
+
+    def __init__(self, settings: Settings, source: SessionSource, observer: CacheObserver) -> None:
+        self._settings = settings
+        self._source = source
+        self._observer = observer
+        self._cache: TtlCache[SessionKey, CachedValue] = TtlCache(settings.cache_max_entries)
+        self._flights: SingleFlight[SessionKey, SessionRecord] = SingleFlight()
+
+    async def get(self, key: SessionKey, *, revalidate: bool = False) -> Lookup:
+        """The session for `key`; `revalidate` skips a fresh entry (but still coalesces)."""
+        now = self._cache.timer()
+        entry = self._cache.get(key)
+        if entry is not None and not revalidate and entry.fresh(now):
+            ttl = _seconds(entry.ttl(now))
+            value = entry.value
+            if isinstance(value, NotFound):
+                self._observer.cache_result("negative")
+                raise _with_status(NotFound(value.detail), f"{CACHE_NAME}; hit; ttl={ttl}")
+            self._observer.cache_result("hit")
+            return Lookup(value, "hit", ttl, f"{CACHE_NAME}; hit; ttl={ttl}")
+        task, leader = self._flights.join(key, lambda: self._fill(key))
+        try:
+            record = await _shielded(task)
+        except UpstreamFault as fault:
+            stale = self._stale_entry(key)
+            if stale is None:
+                self._observer.cache_result("miss" if leader else "coalesced")
+                raise
+            self._observer.cache_result("stale")
+            status = f"{CACHE_NAME}; fwd=stale; fwd-status={fault.status}"
+            return Lookup(stale, "stale", 0, status)
+        except GatewayError:
+            self._observer.cache_result("miss" if leader else "coalesced")
+            raise
+        ttl = _seconds(self._ttl_for(record))
+        fwd = "request" if revalidate else ("stale" if entry is not None else "miss")
+        if not leader:
+            self._observer.cache_result("coalesced")
+            return Lookup(record, "coalesced", ttl, f"{CACHE_NAME}; fwd={fwd}; collapsed")
+        result: CacheResult = "revalidated" if entry is not None or revalidate else "miss"
+        self._observer.cache_result(result)
+        return Lookup(record, result, ttl, f"{CACHE_NAME}; fwd={fwd}; fwd-status=200; stored")
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    async def _fill(self, key: SessionKey) -> SessionRecord:
+        """The flight's work: one upstream call, then the cache filled by the flight itself."""
+        try:
+            session = await self._source.get_proxy_session(key)
+        except NotFound as error:
+            self._cache.put(key, error, self._settings.negative_cache_ttl_seconds)
+            self._observer.cache_size(len(self._cache))
+            raise
+        record = SessionRecord.render(session)
+        self._cache.put(key, record, self._ttl_for(record), self._settings.stale_if_error_seconds)
+        self._observer.cache_size(len(self._cache))
+        return record
+
+    def _ttl_for(self, record: SessionRecord) -> float:
+        if record.session.closed:
+            return self._settings.closed_cache_ttl_seconds
+        return self._settings.cache_ttl_seconds
+
+    def _stale_entry(self, key: SessionKey) -> SessionRecord | None:
+        entry: Entry[CachedValue] | None = self._cache.get(key)
+        if entry is None or isinstance(entry.value, NotFound):
+            return None
+        return entry.value
+
+
+async def _shielded(task: asyncio.Task[SessionRecord]) -> SessionRecord:
+    return await asyncio.shield(task)
+
+
+def _seconds(value: float) -> int:
+    """Whole seconds, rounded half up, for `max-age` and `ttl=`."""
+    return int(value + 0.5)
+
+
+def _with_status(error: GatewayError, cache_status: str) -> GatewayError:
+    error.cache_status = cache_status
+    return error

@@ -1,0 +1,69 @@
+"""The gateway's settings: the only reader of the environment."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class Settings(BaseSettings):
+    """Every `GATEWAY_*` variable, with its safe default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", frozen=True, extra="ignore", populate_by_name=True
+    )
+
+    cache_ttl_seconds: PositiveFloat = 30
+    cache_max_entries: PositiveInt = 10_000
+    negative_cache_ttl_seconds: PositiveFloat = 5
+    closed_cache_ttl_seconds: PositiveFloat = 300
+    stale_if_error_seconds: Annotated[float, Field(ge=0)] = 300
+    upstream_timeout_seconds: PositiveFloat = 5
+    upstream_connect_timeout_seconds: PositiveFloat = 2
+    upstream_max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    upstream_max_pool_connections: Annotated[int, Field(ge=1, le=1024)] = 64
+    auth_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    auth_tokens_file: Path | None = None
+    log_level: LogLevel = "INFO"
+    host: str = "0.0.0.0"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    shutdown_grace_seconds: PositiveInt = 20
+    graphql_introspection: bool = False
+    graphiql: bool = False
+    aws_region: str | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
+    )
+
+    @field_validator("auth_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(token.strip() for token in value.split(",") if token.strip())
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("auth_tokens_file")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("file does not exist or is not readable")
+        return value
+
+    @cached_property
+    def tokens(self) -> frozenset[str]:
+        """All bearer tokens accepted, from the variable and the file together."""
+        tokens = {token.get_secret_value() for token in self.auth_tokens}
+        if self.auth_tokens_file is not None:
+            lines = self.auth_tokens_file.read_text(encoding="utf-8").splitlines()
+            tokens.update(line.strip() for line in lines if line.strip())
+        return frozenset(tokens)

@@ -1,0 +1,39 @@
+"""Single flight: concurrent callers for one key share one in-flight task."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Hashable
+from typing import Any, Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class SingleFlight(Generic[K, V]):
+    """Runs at most one task per key; callers await it shielded, so a caller's cancellation
+    never cancels the work the others wait for."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[K, asyncio.Task[V]] = {}
+
+    def join(
+        self, key: K, work: Callable[[], Coroutine[Any, Any, V]]
+    ) -> tuple[asyncio.Task[V], bool]:
+        """The task in flight for `key` (from `work` if none), and whether this call started it."""
+        task = self._tasks.get(key)
+        if task is not None:
+            return task, False
+        task = asyncio.create_task(work())
+        self._tasks[key] = task
+        task.add_done_callback(lambda done: self._finish(key, done))
+        return task, True
+
+    def _finish(self, key: K, task: asyncio.Task[V]) -> None:
+        if self._tasks.get(key) is task:
+            del self._tasks[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here so a flight nobody awaits is not reported
+
+    def __len__(self) -> int:
+        return len(self._tasks)

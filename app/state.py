@@ -1,0 +1,53 @@
+"""The long-lived objects built in the lifespan, reached by the doors through typed state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.observability.metrics import Metrics
+from app.service import ProxySessionService
+from app.settings import Settings
+
+
+@dataclass(slots=True)
+class Lifecycle:
+    """Whether the process can take traffic: client built and not shutting down."""
+
+    started: bool = False
+    stopping: bool = False
+
+    @property
+    def ready(self) -> bool:
+        """True between a finished start and the beginning of shutdown."""
+        return self.started and not self.stopping
+
+
+@dataclass(slots=True)
+class AppState:
+    """Everything a request may need, built once per process."""
+
+    settings: Settings
+    metrics: Metrics
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    service: ProxySessionService | None = None
+
+
+def get_state(request: Request) -> AppState:
+    """The app's state (set by `create_app`)."""
+    state: AppState = request.app.state.gateway
+    return state
+
+
+def get_service(request: Request) -> ProxySessionService:
+    """The shared service; only reachable once the lifespan built it."""
+    service = get_state(request).service
+    if service is None:
+        raise RuntimeError("the service is not started")
+    return service
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+ServiceDep = Annotated[ProxySessionService, Depends(get_service)]

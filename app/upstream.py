@@ -1,0 +1,219 @@
+"""The only module that knows aioboto3 and botocore: one long-lived client, its errors mapped.
+
+botocore's own retries are off (one attempt per call): this module retries throttling,
+5xx and transport faults itself with jittered exponential backoff, so that the attempt
+budget (`GATEWAY_UPSTREAM_MAX_ATTEMPTS`) and the one deadline per request
+(`GATEWAY_UPSTREAM_TIMEOUT_SECONDS`) cover every attempt. botocore's standard mode would
+not retry `ThrottledClientException` anyway: it is not in its throttling list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from contextlib import AsyncExitStack
+from typing import Any
+
+import aioboto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    CredentialRetrievalError,
+    EndpointConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
+from botocore.parsers import ResponseParserError
+
+from app.errors import (
+    BadUserInput,
+    Forbidden,
+    GatewayError,
+    NotFound,
+    ServiceUnavailable,
+    Throttled,
+    UpstreamError,
+    UpstreamFailure,
+    UpstreamFault,
+    UpstreamTimeout,
+    UpstreamUnauthorized,
+    UpstreamUnavailable,
+)
+from app.model import ProxySession
+from app.settings import Settings
+from app.types import SessionKey, UpstreamObserver
+
+log = logging.getLogger(__name__)
+
+SERVICE = "chime-sdk-voice"
+OPERATION = "GetProxySession"
+
+AWS_ERRORS: dict[str, type[GatewayError]] = {
+    "BadRequestException": BadUserInput,
+    "ForbiddenException": Forbidden,
+    "NotFoundException": NotFound,
+    "UnauthorizedClientException": UpstreamUnauthorized,
+    "ThrottledClientException": Throttled,
+    "ServiceFailureException": UpstreamFailure,
+    "ServiceUnavailableException": ServiceUnavailable,
+}
+"""AWS error code -> gateway error; any code missing here is an `UpstreamError`."""
+
+# Most specific first: the first isinstance match wins.
+TRANSPORT_ERRORS: dict[type[Exception], type[GatewayError]] = {
+    ReadTimeoutError: UpstreamTimeout,
+    ConnectTimeoutError: UpstreamUnavailable,
+    EndpointConnectionError: UpstreamUnavailable,
+    HTTPClientError: UpstreamUnavailable,
+    ResponseParserError: UpstreamUnavailable,
+    NoCredentialsError: UpstreamUnauthorized,
+    PartialCredentialsError: UpstreamUnauthorized,
+    CredentialRetrievalError: UpstreamUnauthorized,
+    BotoCoreError: UpstreamUnavailable,
+}
+
+RETRYABLE: tuple[type[GatewayError], ...] = (
+    Throttled,
+    UpstreamFailure,
+    ServiceUnavailable,
+    UpstreamUnavailable,
+)
+
+BACKOFF_BASE_SECONDS = 0.05
+BACKOFF_CAP_SECONDS = 1.0
+
+
+def map_exception(exc: Exception) -> GatewayError:
+    """Turn whatever the client raised into the gateway's error, keeping the AWS code."""
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code") or "Unknown")
+        error_type = AWS_ERRORS.get(code, UpstreamError)
+        return error_type(f"AWS answered {code}.", upstream_code=code)
+    for exc_type, error_type in TRANSPORT_ERRORS.items():
+        if isinstance(exc, exc_type):
+            return error_type(f"{error_type.title}: {type(exc).__name__}.")
+    # Raised from inside the client while reading the reply: botocore could not make sense of it.
+    return UpstreamUnavailable(f"Malformed upstream reply ({type(exc).__name__}).")
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Full-jitter exponential backoff before retry number `attempt` (1-based)."""
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
+    return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+
+
+class Upstream:
+    """One long-lived `chime-sdk-voice` client and the policy around each call."""
+
+    def __init__(self, settings: Settings, observer: UpstreamObserver) -> None:
+        self._settings = settings
+        self._observer = observer
+        self._stack = AsyncExitStack()
+        self._client: Any = None
+
+    async def start(self) -> None:
+        """Build the client (credentials, region and endpoint from the standard AWS chain)."""
+        config = Config(
+            connect_timeout=min(
+                self._settings.upstream_connect_timeout_seconds,
+                self._settings.upstream_timeout_seconds,
+            ),
+            read_timeout=self._settings.upstream_timeout_seconds,
+            max_pool_connections=self._settings.upstream_max_pool_connections,
+            retries={"mode": "standard", "total_max_attempts": 1},
+            tcp_keepalive=True,
+            user_agent_appid="proxy-session-gateway",
+        )
+        session = aioboto3.Session(region_name=self._settings.aws_region)
+        try:
+            client = session.client(SERVICE, config=config)
+            self._client = await self._stack.enter_async_context(client)
+        except NoRegionError as exc:
+            raise RuntimeError("no AWS region: set AWS_REGION or AWS_DEFAULT_REGION") from exc
+        if self.operation_deprecated:
+            log.warning(
+                "AWS marks %s deprecated: Amazon Chime SDK proxy sessions reached end of "
+                "support on 2026-04-07; calls may start failing at any time",
+                OPERATION,
+            )
+
+    async def close(self) -> None:
+        """Close the client and its connection pool."""
+        await self._stack.aclose()
+        self._client = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether the client is built."""
+        return self._client is not None
+
+    @property
+    def operation_deprecated(self) -> bool:
+        """Whether the loaded service model marks GetProxySession deprecated."""
+        return bool(self._client.meta.service_model.operation_model(OPERATION).deprecated)
+
+    async def get_proxy_session(self, key: SessionKey) -> ProxySession:
+        """Call GetProxySession under one deadline, retrying faults within the attempt budget."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.upstream_timeout_seconds
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self._call_with_retries(key, deadline)
+        except TimeoutError as exc:
+            raise UpstreamTimeout("The upstream deadline passed.") from exc
+
+    async def _call_with_retries(self, key: SessionKey, deadline: float) -> ProxySession:
+        loop = asyncio.get_running_loop()
+        attempt = 1
+        while True:
+            try:
+                return await self._attempt(key)
+            except GatewayError as error:
+                if (
+                    not isinstance(error, RETRYABLE)
+                    or attempt >= self._settings.upstream_max_attempts
+                ):
+                    raise
+                pause = backoff_seconds(attempt)
+                if loop.time() + pause >= deadline:
+                    raise
+                await asyncio.sleep(pause)
+                attempt += 1
+
+    async def _attempt(self, key: SessionKey) -> ProxySession:
+        started = time.perf_counter()
+        try:
+            reply = await self._client.get_proxy_session(
+                VoiceConnectorId=key[0], ProxySessionId=key[1]
+            )
+        except Exception as exc:
+            error = map_exception(exc)
+            self._observer.upstream_attempt(
+                error.code, _bounded_code(error.upstream_code), time.perf_counter() - started
+            )
+            raise error from exc
+        member = reply.get("ProxySession")
+        if not isinstance(member, dict):
+            self._observer.upstream_attempt(
+                UpstreamUnavailable.code, "none", time.perf_counter() - started
+            )
+            raise UpstreamUnavailable("Malformed upstream reply (no ProxySession).")
+        self._observer.upstream_attempt("ok", "none", time.perf_counter() - started)
+        return ProxySession.from_aws(member, key)
+
+
+def _bounded_code(code: str | None) -> str:
+    """Keep the metrics label a bounded set: known codes, else `other`."""
+    if code is None:
+        return "none"
+    return code if code in AWS_ERRORS else "other"
+
+
+__all__ = ["AWS_ERRORS", "RETRYABLE", "Upstream", "UpstreamFault", "map_exception"]

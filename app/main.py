@@ -67,7 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_router(settings), tags=["graphql"], include_in_schema=False)
     app.include_router(ops.router)
     rest_errors.install(app)
-    app.add_middleware(AuthMiddleware, verifier=TokenVerifier(settings.tokens))
+    if settings.tokens:
+        app.add_middleware(AuthMiddleware, verifier=TokenVerifier(settings.tokens))
     app.add_middleware(ObservabilityMiddleware, metrics=state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -89,9 +89,9 @@ class ProxySession:
             status=member.get("Status"),
             expiry_minutes=member.get("ExpiryMinutes"),
             capabilities=None if capabilities is None else tuple(capabilities),
-            created_timestamp=member.get("CreatedTimestamp"),
-            updated_timestamp=member.get("UpdatedTimestamp"),
-            ended_timestamp=member.get("EndedTimestamp"),
+            created_timestamp=_timestamp(member, "CreatedTimestamp"),
+            updated_timestamp=_timestamp(member, "UpdatedTimestamp"),
+            ended_timestamp=_timestamp(member, "EndedTimestamp"),
             participants=None
             if participants is None
             else tuple(
@@ -149,10 +149,30 @@ def rfc3339(value: datetime | None) -> str | None:
     """Format a timestamp as RFC 3339 in UTC with a `Z` suffix."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    text = value.astimezone(UTC).isoformat()
+    value = _utc(value)
+    if not value.microsecond:
+        spec = "seconds"
+    elif not value.microsecond % 1000:
+        spec = "milliseconds"
+    else:
+        spec = "microseconds"
+    text = value.isoformat(timespec=spec)
     return text.removesuffix("+00:00") + "Z"
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _timestamp(member: Mapping[str, Any], name: str) -> datetime | None:
+    value = member.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} is not a timestamp")
+    return _utc(value)
 
 
 def _put(out: dict[str, Any], name: str, value: object) -> None:

@@ -199,14 +199,17 @@ class Upstream:
                 error.code, _bounded_code(error.upstream_code), time.perf_counter() - started
             )
             raise error from exc
+        seconds = time.perf_counter() - started
         member = reply.get("ProxySession")
-        if not isinstance(member, dict):
-            self._observer.upstream_attempt(
-                UpstreamUnavailable.code, "none", time.perf_counter() - started
-            )
-            raise UpstreamUnavailable("Malformed upstream reply (no ProxySession).")
-        self._observer.upstream_attempt("ok", "none", time.perf_counter() - started)
-        return ProxySession.from_aws(member, key)
+        try:
+            if not isinstance(member, dict):
+                raise TypeError("no ProxySession member")
+            session = ProxySession.from_aws(member, key)
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+            self._observer.upstream_attempt(UpstreamUnavailable.code, "none", seconds)
+            raise UpstreamUnavailable(f"Malformed upstream reply ({exc}).") from exc
+        self._observer.upstream_attempt("ok", "none", seconds)
+        return session
 
 
 def _bounded_code(code: str | None) -> str:

@@ -18,7 +18,7 @@ REDACTED = "[redacted]"
 
 # These libraries log raw request and response bodies and headers at DEBUG.
 _QUIET = ("botocore", "aiobotocore", "boto3", "aioboto3", "urllib3", "aiohttp", "asyncio")
-_STANDARD = frozenset(vars(logging.makeLogRecord({})))
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"color_message"}
 
 
 def redact(text: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from app import __version__
 from app.observability.context import current
@@ -18,6 +18,8 @@ class Metrics:
     """The gateway's metrics in a registry of its own (no global state)."""
 
     def __init__(self) -> None:
+        # `_created` series double the scrape for no operational use.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(

@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from app.errors import BadUserInput, GatewayError, MethodNotAllowed, NotFound
+from app.model import validate_id
 from app.observability.context import current_request_id
 from app.problems import problem_bytes, problem_headers
 
@@ -34,9 +35,15 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     details = []
     for err in exc.errors():
-        where = ".".join(str(part) for part in err.get("loc", ()) if part != "path")
-        details.append(f"{where}: {err.get('msg', 'invalid')}")
-    return _render(BadUserInput("; ".join(details) or "Invalid request."))
+        where, name = (*err.get("loc", ()), "", "")[:2]
+        if where == "path":
+            try:  # our own wording, the same as the GraphQL door's
+                validate_id(str(name), str(err.get("input", "")))
+            except BadUserInput as error:
+                details.append(error.detail)
+                continue
+        details.append(f"{name or where}: {err.get('msg', 'invalid')}")
+    return _render(BadUserInput(" ".join(details) or "Invalid request."))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -1,0 +1,1 @@
+"""Local stand-in for AWS Chime SDK Voice GetProxySession, speaking its rest-json wire protocol."""

@@ -1,0 +1,173 @@
+"""The aiohttp application: GetProxySession on the AWS paths, the admin API under /_emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import struct
+from pathlib import Path
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from emulator import wire
+from emulator.faults import Fault, FaultSpecError, Key, parse_fault
+from emulator.store import Store, StoreFullError
+
+ADMIN_PREFIX = "_emulator"
+WILDCARD = "*"
+SIGV4_PREFIX = "AWS4-HMAC-SHA256"
+MALFORMED_BODY = b"<html>garbage"
+NOT_FOUND = "NotFoundException"
+# l_onoff=1, l_linger=0: close() then sends RST instead of FIN.
+_LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+class AdminRequestError(Exception):
+    """An admin request the emulator cannot act on; answered with 400."""
+
+
+def _json(payload: object, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, body=json.dumps(payload).encode(), content_type="application/json"
+    )
+
+
+def _no_content() -> web.Response:
+    return web.Response(status=204)
+
+
+def _bad_request(message: str) -> web.Response:
+    return _json({"error": message}, status=400)
+
+
+def _abort(request: web.Request) -> web.Response:
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        transport.abort()
+    # Never reaches the client: aiohttp drops it because the connection is gone.
+    return web.Response(status=204)
+
+
+def _key(raw_vc: str, raw_ps: str) -> Key:
+    return unquote(raw_vc), unquote(raw_ps)
+
+
+def _any_key(raw_vc: str, raw_ps: str) -> Key | None:
+    """Decode a key from raw path segments, where a bare ``*/*`` (None) means every key."""
+    if raw_vc == WILDCARD and raw_ps == WILDCARD:
+        return None
+    if WILDCARD in (raw_vc, raw_ps):
+        raise AdminRequestError("use * for both segments, or percent-encode a literal * as %2A")
+    return _key(raw_vc, raw_ps)
+
+
+async def _read_json(request: web.Request) -> object:
+    try:
+        return json.loads(await request.read())
+    except ValueError as exc:
+        raise AdminRequestError(f"body is not JSON: {exc}") from exc
+
+
+class Emulator:
+    """Request handlers bound to one store and the operation's model."""
+
+    def __init__(self, store: Store, operation: wire.Operation) -> None:
+        self.store = store
+        self.operation = operation
+        self.not_found_status = operation.error_statuses[NOT_FOUND]
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        """Route on the raw path so that percent-encoded slashes stay inside an id."""
+        parts = request.raw_path.split("?", 1)[0].split("/")[1:]
+        if parts and parts[0] == ADMIN_PREFIX:
+            try:
+                return await self.admin(request, parts[1:])
+            except (AdminRequestError, FaultSpecError, StoreFullError) as exc:
+                return _bad_request(str(exc))
+        if not request.headers.get("Authorization", "").startswith(SIGV4_PREFIX):
+            return wire.missing_authentication()
+        ids = self.operation.match(request.method, parts)
+        if ids is None:
+            return wire.unknown_operation()
+        key = _key(*ids)
+        self.store.count(key)
+        fault = self.store.faults.take(key)
+        if fault is None:
+            return self.answer(key)
+        return await self.inject(request, key, fault)
+
+    def answer(self, key: Key) -> web.Response:
+        """Answer GetProxySession from the stored sessions."""
+        body = self.store.sessions.get(key)
+        if body is not None:
+            return wire.ok(body)
+        message = f"Proxy session {key[1]} not found on Voice Connector {key[0]}."
+        return wire.error(NOT_FOUND, self.not_found_status, message)
+
+    async def inject(self, request: web.Request, key: Key, fault: Fault) -> web.Response:
+        """Answer one request the way the fault says."""
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault.reset:
+            return _abort(request)
+        if fault.raw_body is not None or fault.raw_status is not None:
+            return wire.raw(fault.raw_status or 200, (fault.raw_body or "").encode())
+        if fault.malformed:
+            return wire.raw(200, MALFORMED_BODY)
+        if fault.error is not None:
+            status = fault.status or self.operation.error_statuses.get(
+                fault.error, wire.UNMODELED_ERROR_STATUS
+            )
+            message = fault.message or f"{fault.error} injected by the emulator."
+            return wire.error(fault.error, status, message)
+        return self.answer(key)
+
+    async def admin(self, request: web.Request, parts: list[str]) -> web.Response:
+        """Serve the admin API under /_emulator."""
+        store = self.store
+        match request.method, parts:
+            case "GET", ["health"]:
+                return _json({"status": "ok"})
+            case "POST", ["reset"]:
+                try:
+                    store.reset()
+                except (OSError, ValueError) as exc:
+                    return _json({"error": f"cannot reload sessions: {exc}"}, status=500)
+                return _no_content()
+            case "GET", ["calls"]:
+                keys = {f"{vc}/{ps}": count for (vc, ps), count in store.calls.items()}
+                return _json({"total": store.calls_total, "keys": keys})
+            case "GET", ["calls", raw_vc, raw_ps]:
+                key = _any_key(raw_vc, raw_ps)
+                count = store.calls_total if key is None else store.calls.get(key, 0)
+                return _json({"count": count})
+            case "PUT", ["sessions", raw_vc, raw_ps]:
+                session = await _read_json(request)
+                if not isinstance(session, dict):
+                    return _bad_request("a ProxySession must be a JSON object")
+                store.put_session(_key(raw_vc, raw_ps), session)
+                return _no_content()
+            case "DELETE", ["sessions", raw_vc, raw_ps]:
+                store.sessions.pop(_key(raw_vc, raw_ps), None)
+                return _no_content()
+            case "PUT", ["faults", raw_vc, raw_ps]:
+                fault = parse_fault(await _read_json(request))
+                store.faults.put(_any_key(raw_vc, raw_ps), fault)
+                return _no_content()
+            case "DELETE", ["faults", raw_vc, raw_ps]:
+                store.faults.remove(_any_key(raw_vc, raw_ps))
+                return _no_content()
+        return _json({"error": f"no admin endpoint {request.method} {request.path}"}, status=404)
+
+
+def create_app(data_path: Path | str) -> web.Application:
+    """Build the emulator application serving the sessions in data_path."""
+    emulator = Emulator(Store(Path(data_path)), wire.load_operation())
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", emulator.dispatch)
+    return app

@@ -1,0 +1,100 @@
+"""Fixtures: one emulator per session, gateways started per distinct settings and reused."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.servers import Emulator, Gateway, start_emulator, start_gateway
+
+GatewayFactory = Callable[..., Gateway]
+
+SAMPLE_SESSION: dict[str, Any] = {
+    "Name": "order-1234",
+    "Status": "Open",
+    "ExpiryMinutes": 60,
+    "Capabilities": ["Voice", "SMS"],
+    "CreatedTimestamp": "2026-11-29T10:00:00Z",
+    "UpdatedTimestamp": "2026-11-29T10:05:00.250Z",
+    "Participants": [
+        {"PhoneNumber": "+12065550100", "ProxyPhoneNumber": "+12065550199"},
+        {"PhoneNumber": "+12065550101", "ProxyPhoneNumber": "+12065550199"},
+    ],
+    "NumberSelectionBehavior": "PreferSticky",
+    "GeoMatchLevel": "AreaCode",
+    "GeoMatchParams": {"Country": "US", "AreaCode": "206"},
+}
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    """The Chime SDK Voice emulator, for the whole session."""
+    server = start_emulator()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_faults_left(emulator: Emulator) -> Iterator[None]:
+    yield
+    emulator.clear_fault("*", "*")
+
+
+@pytest.fixture(scope="session")
+def gateway_factory(
+    emulator: Emulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayFactory]:
+    """Start (or reuse) a gateway for a given set of GATEWAY_* settings."""
+    running: dict[tuple[tuple[str, str], ...], Gateway] = {}
+
+    def factory(**settings: Any) -> Gateway:
+        env = {f"GATEWAY_{k.upper()}": str(v) for k, v in settings.items()}
+        key = tuple(sorted(env.items()))
+        if key not in running:
+            log = tmp_path_factory.mktemp("gateway") / "stdout.log"
+            running[key] = start_gateway(emulator.url, log, env)
+        return running[key]
+
+    yield factory
+    for gateway in running.values():
+        gateway.stop()
+
+
+@pytest.fixture
+def gateway(gateway_factory: GatewayFactory) -> Gateway:
+    """A gateway with the default settings (auth off)."""
+    return gateway_factory()
+
+
+@pytest.fixture
+def key() -> tuple[str, str]:
+    """A fresh (voiceConnectorId, proxySessionId) no other test uses."""
+    return f"vc-{uuid.uuid4().hex[:12]}", f"ps-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def seeded(emulator: Emulator, key: tuple[str, str]) -> tuple[str, str]:
+    """A fresh key with SAMPLE_SESSION stored at the emulator (ids omitted, as AWS may)."""
+    emulator.seed(*key, SAMPLE_SESSION)
+    return key
+
+
+def session_with(**members: Any) -> Mapping[str, Any]:
+    """SAMPLE_SESSION with some members replaced (None removes one)."""
+    out = dict(SAMPLE_SESSION)
+    for name, value in members.items():
+        if value is None:
+            out.pop(name, None)
+        else:
+            out[name] = value
+    return out
+
+
+@pytest.fixture(scope="session")
+def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scratch folder for the session."""
+    return tmp_path_factory.mktemp("scratch")

@@ -18,14 +18,14 @@ $(STAMP): requirements-dev.lock
 install: $(STAMP) ## create .venv and install the locked dependencies
 
 run: $(STAMP) ## start the emulator with sample data and the gateway on 127.0.0.1:8080
-	$(BIN)/python -m emulator.devserver
+	$(BIN)/python -m scripts.run_local
 
 test: lint ## run lint, then the whole test suite
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff and mypy --strict
-	$(BIN)/ruff check app tests emulator
-	$(BIN)/ruff format --check app tests emulator
+	$(BIN)/ruff check app tests emulator scripts
+	$(BIN)/ruff format --check app tests emulator scripts
 	$(BIN)/mypy
 
 openapi: $(STAMP) ## regenerate openapi.json and schema.graphql

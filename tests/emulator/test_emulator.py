@@ -28,6 +28,7 @@ SIGNED = {"Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261129/us-east
 
 
 def _modeled_errors() -> dict[str, int]:
+    """Return each GetProxySession error code with its modeled HTTP status."""
     service = botocore.session.get_session().get_service_model("chime-sdk-voice")
     operation = service.operation_model("GetProxySession")
     return {
@@ -79,6 +80,7 @@ def start_emulator() -> EmulatorProcess:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[EmulatorProcess]:
+    """One emulator subprocess for this module, which must exit 0 on SIGTERM."""
     running = start_emulator()
     yield running
     assert running.stop() == 0
@@ -86,12 +88,14 @@ def server() -> Iterator[EmulatorProcess]:
 
 @pytest.fixture(scope="module")
 def admin(server: EmulatorProcess) -> Iterator[httpx.Client]:
+    """An httpx client for the admin API."""
     with httpx.Client(base_url=server.url, timeout=10) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
 def chime(server: EmulatorProcess) -> Iterator[Any]:
+    """A synchronous botocore chime-sdk-voice client pointed at the emulator, without retries."""
     client = botocore.session.get_session().create_client(
         "chime-sdk-voice",
         region_name="us-east-1",
@@ -106,15 +110,18 @@ def chime(server: EmulatorProcess) -> Iterator[Any]:
 
 @pytest.fixture(autouse=True)
 def _fresh_state(admin: httpx.Client) -> None:
+    """Start every test from the sample data, with no faults and no counts."""
     assert admin.post("/_emulator/reset").status_code == 204
 
 
 def put_fault(admin: httpx.Client, vc: str, ps: str, **fault: object) -> None:
+    """Install a fault for (vc, ps) through the admin API."""
     response = admin.put(f"/_emulator/faults/{vc}/{ps}", json=fault)
     assert response.status_code == 204, response.text
 
 
 def client_error(chime: Any, vc: str = VC, ps: str = PS) -> dict[str, Any]:
+    """Call GetProxySession, expecting a ClientError, and return its parsed response."""
     with pytest.raises(ClientError) as caught:
         chime.get_proxy_session(VoiceConnectorId=vc, ProxySessionId=ps)
     response: dict[str, Any] = caught.value.response

@@ -35,7 +35,7 @@ def aws_env(endpoint: str) -> dict[str, str]:
     env.update(
         {
             "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - the emulator's dummy key
+            "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_REGION": "us-east-1",
             "AWS_ENDPOINT_URL_CHIME_SDK_VOICE": endpoint,
             "AWS_CONFIG_FILE": os.devnull,
@@ -151,10 +151,10 @@ def _stop(process: subprocess.Popen[Any]) -> int:
     return process.returncode
 
 
-def start_emulator() -> Emulator:
-    """Start the emulator on a free loopback port with the sample data."""
+def start_emulator(port: int = 0) -> Emulator:
+    """Start the emulator on loopback (a free port by default) with the sample data."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "--host", LOOPBACK, "--port", "0"],
+        [sys.executable, "-m", "emulator", "--host", LOOPBACK, "--port", str(port)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -169,21 +169,27 @@ def start_emulator() -> Emulator:
 
 def start_gateway(
     emulator_url: str,
-    log_path: Path,
+    log_path: Path | None,
     settings: Mapping[str, str] | None = None,
     *,
+    port: int | None = None,
     wait: bool = True,
 ) -> Gateway:
-    """Start `python -m app` against the emulator, with `settings` as GATEWAY_* variables."""
-    port = free_port()
+    """Start `python -m app` against the emulator, with `settings` as GATEWAY_* variables.
+
+    Its output goes to `log_path`, or to this process's stdout when that is None.
+    """
+    port = port or free_port()
     env = aws_env(emulator_url)
     env.update({"GATEWAY_HOST": LOOPBACK, "GATEWAY_PORT": str(port)})
     env.update(settings or {})
-    log_file = log_path.open("wb")
+    log_file = log_path.open("wb") if log_path is not None else None
     process = subprocess.Popen(
         [sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
     )
-    log_file.close()
+    if log_file is not None:
+        log_file.close()
+    log_path = log_path or Path(os.devnull)
     gateway = Gateway(process, f"http://{LOOPBACK}:{port}", log_path)
     if wait:
         wait_ready(gateway)

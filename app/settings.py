@@ -16,7 +16,11 @@ class Settings(BaseSettings):
     """Every `GATEWAY_*` variable, with its safe default."""
 
     model_config = SettingsConfigDict(
-        env_prefix="GATEWAY_", frozen=True, extra="ignore", populate_by_name=True
+        env_prefix="GATEWAY_",
+        env_ignore_empty=True,
+        frozen=True,
+        extra="ignore",
+        populate_by_name=True,
     )
 
     cache_ttl_seconds: PositiveFloat = 30

@@ -86,6 +86,8 @@ RETRYABLE: tuple[type[GatewayError], ...] = (
     UpstreamUnavailable,
 )
 
+NO_REGION = "no AWS region: set AWS_REGION or AWS_DEFAULT_REGION (or a profile's region)"
+
 BACKOFF_BASE_SECONDS = 0.05
 BACKOFF_CAP_SECONDS = 1.0
 
@@ -136,7 +138,17 @@ class Upstream:
             client = session.client(SERVICE, config=config)
             self._client = await self._stack.enter_async_context(client)
         except NoRegionError as exc:
-            raise RuntimeError("no AWS region: set AWS_REGION or AWS_DEFAULT_REGION") from exc
+            raise RuntimeError(NO_REGION) from exc
+        if not self._client.meta.region_name:
+            await self.close()
+            raise RuntimeError(NO_REGION)
+        log.debug(
+            "upstream client ready",
+            extra={
+                "region": self._client.meta.region_name,
+                "endpoint": self._client.meta.endpoint_url,
+            },
+        )
         if self.operation_deprecated:
             log.warning(
                 "AWS marks %s deprecated: Amazon Chime SDK proxy sessions reached end of "

@@ -1,0 +1,101 @@
+"""Settings: contract names and defaults, and a bad value stops the process with one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.settings import Settings
+from tests.support.servers import ROOT, Emulator, aws_env, free_port, start_gateway
+
+
+def test_defaults_are_the_contracts(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(__import__("os").environ):
+        if name.startswith("GATEWAY_"):
+            monkeypatch.delenv(name)
+
+    settings = Settings()
+
+    assert settings.cache_ttl_seconds == 30
+    assert settings.cache_max_entries == 10_000
+    assert settings.negative_cache_ttl_seconds == 5
+    assert settings.stale_if_error_seconds == 300
+    assert settings.upstream_timeout_seconds == 5
+    assert settings.upstream_max_attempts == 3
+    assert settings.tokens == frozenset()
+    assert settings.log_level == "INFO"
+    assert (settings.host, settings.port) == ("0.0.0.0", 8080)
+    assert settings.graphql_introspection is False
+    assert settings.graphiql is False
+
+
+def _run_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full = aws_env("http://127.0.0.1:9")
+    full.update({"GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(free_port())})
+    full.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "app"],
+        cwd=ROOT,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("GATEWAY_CACHE_TTL_SECONDS", "soon"),
+        ("GATEWAY_CACHE_MAX_ENTRIES", "0"),
+        ("GATEWAY_NEGATIVE_CACHE_TTL_SECONDS", "-1"),
+        ("GATEWAY_UPSTREAM_MAX_ATTEMPTS", "0"),
+        ("GATEWAY_LOG_LEVEL", "LOUD"),
+        ("GATEWAY_PORT", "70000"),
+        ("GATEWAY_AUTH_TOKENS_FILE", "/nonexistent/tokens"),
+        ("GATEWAY_GRAPHIQL", "perhaps"),
+    ],
+)
+def test_bad_value_stops_the_process_with_one_line_naming_it(variable: str, value: str) -> None:
+    result = _run_with({variable: value})
+
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert variable in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_region_may_come_from_aws_default_region(emulator: Emulator, tmp_path: Path) -> None:
+    settings = {"AWS_REGION": "", "AWS_DEFAULT_REGION": "eu-west-1", "GATEWAY_LOG_LEVEL": "DEBUG"}
+    gateway = start_gateway(emulator.url, tmp_path / "stdout.log", settings)
+    try:
+        regions = [r["region"] for r in gateway.log_records() if "region" in r]
+        assert regions == ["eu-west-1"]
+        assert gateway.get_session("vc", "missing").status_code == 404
+    finally:
+        gateway.stop()
+
+
+def test_aws_region_wins_over_aws_default_region(emulator: Emulator, tmp_path: Path) -> None:
+    settings = {
+        "AWS_REGION": "ap-south-1",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "GATEWAY_LOG_LEVEL": "DEBUG",
+    }
+    gateway = start_gateway(emulator.url, tmp_path / "stdout.log", settings)
+    try:
+        assert [r["region"] for r in gateway.log_records() if "region" in r] == ["ap-south-1"]
+    finally:
+        gateway.stop()
+
+
+def test_no_region_at_all_stops_the_process_saying_so() -> None:
+    result = _run_with({"AWS_REGION": "", "AWS_DEFAULT_REGION": ""})
+
+    assert result.returncode != 0
+    assert "AWS_REGION" in result.stdout + result.stderr

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import time
+from types import FrameType
 
 import uvicorn
 from pydantic import ValidationError
@@ -10,6 +13,7 @@ from pydantic import ValidationError
 from app.main import create_app
 from app.observability import logs
 from app.settings import Settings
+from app.state import Lifecycle
 
 
 def _settings_or_exit() -> Settings:
@@ -24,12 +28,38 @@ def _settings_or_exit() -> Settings:
         raise SystemExit(2) from None
 
 
+class GatewayServer(uvicorn.Server):
+    """uvicorn, but SIGTERM first turns readiness off and keeps serving for a drain period,
+    so load balancers stop sending traffic before the listener closes."""
+
+    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_seconds: float) -> None:
+        super().__init__(config)
+        self._lifecycle = lifecycle
+        self._drain_seconds = drain_seconds
+        self._drain_until: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """On the first SIGTERM start draining; on any other signal, or a second one, stop."""
+        self._lifecycle.stopping = True
+        if sig != signal.SIGTERM or self._drain_until is not None or self._drain_seconds <= 0:
+            super().handle_exit(sig, frame)
+            return
+        self._drain_until = time.monotonic() + self._drain_seconds
+
+    async def on_tick(self, counter: int) -> bool:
+        """Stop once the drain period is over."""
+        if self._drain_until is not None and time.monotonic() >= self._drain_until:
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
 def main() -> None:
     """Read the settings, set up JSON logs, and serve the app with uvicorn."""
     settings = _settings_or_exit()
     logs.configure(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -38,6 +68,8 @@ def main() -> None:
         proxy_headers=False,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
+    lifecycle: Lifecycle = app.state.gateway.lifecycle
+    GatewayServer(config, lifecycle, settings.shutdown_drain_seconds).run()
 
 
 if __name__ == "__main__":

@@ -30,6 +30,13 @@ SAMPLE_SESSION: dict[str, Any] = {
 }
 
 
+NAME_QUERY = (
+    "query Name($vc: ID!, $ps: ID!) {"
+    " proxySession(voiceConnectorId: $vc, proxySessionId: $ps) { name } }"
+)
+"""A GraphQL document asking one session's name, with the ids as variables."""
+
+
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[Emulator]:
     """The Chime SDK Voice emulator, for the whole session."""

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import GatewayFactory
+from tests.conftest import NAME_QUERY, GatewayFactory
 from tests.support.servers import Emulator, Gateway
 
 TOKENS = "tok-alpha-0123456789,tok-beta-9876543210"
-QUERY = "query($vc: ID!, $ps: ID!) { proxySession(voiceConnectorId: $vc, proxySessionId: $ps) { name } }"
 
 
 @pytest.fixture
@@ -49,7 +48,7 @@ def test_rest_without_a_valid_token_is_401(
 def test_graphql_without_a_token_is_401_unauthenticated(
     secured: Gateway, seeded: tuple[str, str]
 ) -> None:
-    reply = secured.graphql(QUERY, {"vc": seeded[0], "ps": seeded[1]})
+    reply = secured.graphql(NAME_QUERY, {"vc": seeded[0], "ps": seeded[1]})
 
     assert reply.status_code == 401
     assert reply.headers["www-authenticate"].startswith("Bearer")
@@ -62,7 +61,7 @@ def test_each_configured_token_is_accepted(
     secured: Gateway, seeded: tuple[str, str], token: str
 ) -> None:
     assert secured.get_session(*seeded, headers=_bearer(token)).status_code == 200
-    gql = secured.graphql(QUERY, {"vc": seeded[0], "ps": seeded[1]}, headers=_bearer(token))
+    gql = secured.graphql(NAME_QUERY, {"vc": seeded[0], "ps": seeded[1]}, headers=_bearer(token))
     assert gql.json()["data"]["proxySession"]["name"] == "order-1234"
 
 

@@ -8,14 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import GatewayFactory
+from tests.conftest import NAME_QUERY, GatewayFactory
 from tests.support.servers import Emulator, Gateway, free_port, start_gateway
-
-QUERY = """
-query Get($vc: ID!, $ps: ID!) {
-  session: proxySession(voiceConnectorId: $vc, proxySessionId: $ps) { proxySessionId name }
-}
-"""
 
 
 @dataclass(frozen=True)
@@ -153,7 +147,7 @@ def unreachable_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ga
 
 def test_unreachable_upstream_is_502_upstream_unavailable(unreachable_gateway: Gateway) -> None:
     reply = unreachable_gateway.get_session("vc", "ps")
-    gql = unreachable_gateway.graphql(QUERY, {"vc": "vc", "ps": "ps"})
+    gql = unreachable_gateway.graphql(NAME_QUERY, {"vc": "vc", "ps": "ps"})
 
     assert reply.status_code == 502
     assert reply.json()["code"] == "UPSTREAM_UNAVAILABLE"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import pytest
 from graphql import build_schema as build_sdl
@@ -17,7 +16,7 @@ from app.observability.metrics import Metrics
 from app.service import ProxySessionService
 from app.settings import Settings
 from app.upstream import Upstream
-from tests.conftest import GatewayFactory, session_with
+from tests.conftest import NAME_QUERY, GatewayFactory, session_with
 from tests.support.servers import Emulator, Gateway, aws_env
 
 CONTRACT_SDL = """
@@ -214,7 +213,7 @@ def test_one_key_is_looked_up_once_per_request(
 def test_no_cache_header_revalidates_graphql_too(
     gateway: Gateway, emulator: Emulator, seeded: tuple[str, str]
 ) -> None:
-    query = "query($vc: ID!, $ps: ID!) { proxySession(voiceConnectorId: $vc, proxySessionId: $ps) { name } }"
+    query = NAME_QUERY
     variables = {"vc": seeded[0], "ps": seeded[1]}
     gateway.graphql(query, variables)
     emulator.seed(*seeded, session_with(Name="renamed"))
@@ -232,7 +231,7 @@ def test_bad_ids_fail_their_field_without_an_upstream_call(
     before = emulator.total_calls()
 
     body = gateway.graphql(
-        "query($vc: ID!, $ps: ID!) { proxySession(voiceConnectorId: $vc, proxySessionId: $ps) { name } }",
+        NAME_QUERY,
         {"vc": " \t", "ps": "x" * 129},
     ).json()
 
@@ -272,7 +271,8 @@ def test_introspection_and_graphiql_can_be_turned_on(gateway_factory: GatewayFac
 
 
 def test_queries_are_not_served_over_get(gateway: Gateway, seeded: tuple[str, str]) -> None:
-    query = f'{{ proxySession(voiceConnectorId: "{seeded[0]}", proxySessionId: "{seeded[1]}") {{ name }} }}'
+    vc, ps = seeded
+    query = f'{{ proxySession(voiceConnectorId: "{vc}", proxySessionId: "{ps}") {{ name }} }}'
 
     reply = gateway.client.get("/graphql", params={"query": query})
 
@@ -281,12 +281,11 @@ def test_queries_are_not_served_over_get(gateway: Gateway, seeded: tuple[str, st
 
 
 @pytest.fixture
-def aws_environment(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def aws_environment(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     """This process's environment pointed at the emulator, as the gateway's would be."""
     for name, value in aws_env(emulator.url).items():
         if name.startswith("AWS_"):
             monkeypatch.setenv(name, value)
-    yield
 
 
 @pytest.mark.usefixtures("aws_environment")

@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.observability.metrics import Metrics
 from app.observability.middleware import ObservabilityMiddleware
-from tests.conftest import GatewayFactory, session_with
+from tests.conftest import NAME_QUERY, GatewayFactory, session_with
 from tests.support.servers import Emulator, Gateway
 
 PHONE = re.compile(r"\+?1?206555\d{4}|\+?1?425555\d{4}")
@@ -50,7 +50,7 @@ def test_metrics_count_requests_cache_and_upstream_by_bounded_labels(
     gateway.get_session(*seeded)
     gateway.get_session(seeded[0], "missing-" + seeded[1])
     gateway.graphql(
-        "query($vc: ID!, $ps: ID!) { proxySession(voiceConnectorId: $vc, proxySessionId: $ps) { name } }",
+        NAME_QUERY,
         {"vc": seeded[0], "ps": seeded[1]},
     )
     after = _samples(gateway)
@@ -84,7 +84,8 @@ def test_metrics_count_requests_cache_and_upstream_by_bounded_labels(
     assert _value(after, "gateway_cache_entries") >= 2
     assert _value(after, "gateway_http_requests_in_flight") == 1  # the scrape itself
     [build] = [s for s in after if s.name == "gateway_build_info"]
-    assert build.labels["version"] and build.value == 1
+    assert build.labels["version"]
+    assert build.value == 1
 
 
 def test_no_label_holds_an_id_a_phone_number_or_a_raw_path(

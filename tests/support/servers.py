@@ -42,6 +42,7 @@ def aws_env(endpoint: str) -> dict[str, str]:
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_EC2_METADATA_DISABLED": "true",
             "PYTHONUNBUFFERED": "1",
+            "GATEWAY_SHUTDOWN_DRAIN_SECONDS": "0",
         }
     )
     return env

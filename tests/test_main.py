@@ -1,0 +1,41 @@
+"""`python -m app`: graceful shutdown (readiness off first, in-flight requests finish)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import SAMPLE_SESSION
+from tests.support.servers import Emulator, start_gateway
+
+
+def test_sigterm_turns_readiness_off_then_drains_and_exits_cleanly(
+    emulator: Emulator, tmp_path: Path, key: tuple[str, str]
+) -> None:
+    emulator.seed(*key, SAMPLE_SESSION)
+    emulator.fault(*key, delay=1.0, times=1)
+    gateway = start_gateway(
+        emulator.url, tmp_path / "stdout.log", {"GATEWAY_SHUTDOWN_DRAIN_SECONDS": "1"}
+    )
+    replies: list[httpx.Response] = []
+    slow = threading.Thread(target=lambda: replies.append(gateway.get_session(*key)))
+    slow.start()
+    time.sleep(0.3)
+
+    gateway.process.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    ready = gateway.client.get("/readyz")
+    alive = gateway.client.get("/healthz")
+    slow.join(timeout=10)
+    code = gateway.process.wait(timeout=30)
+    gateway.stop()
+
+    assert ready.status_code == 503
+    assert alive.status_code == 200
+    assert [r.status_code for r in replies] == [200]
+    assert code == 0
+    assert any(r["message"] == "gateway stopped" for r in gateway.log_records())

@@ -1,0 +1,130 @@
+"""Property: any ProxySession botocore's model allows comes back faithfully through both doors."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import botocore.session
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.model import rfc3339
+from tests.support.servers import Emulator, Gateway
+
+MODEL = botocore.session.get_session().get_service_model("chime-sdk-voice")
+SESSION_SHAPE = MODEL.operation_model("GetProxySession").output_shape.members["ProxySession"]
+
+FULL = """
+query Full($vc: ID!, $ps: ID!) {
+  proxySession(voiceConnectorId: $vc, proxySessionId: $ps) {
+    voiceConnectorId proxySessionId name status expiryMinutes capabilities
+    createdTimestamp updatedTimestamp endedTimestamp
+    participants { phoneNumber proxyPhoneNumber }
+    numberSelectionBehavior geoMatchLevel geoMatchParams { country areaCode }
+  }
+}
+"""
+
+
+def _wire_timestamp(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S") + (
+        f".{value.microsecond // 1000:03d}Z" if value.microsecond else "Z"
+    )
+
+
+def strategy_for(shape: Any) -> st.SearchStrategy[Any]:
+    """A strategy for values of a botocore shape, honouring its enum, length and pattern."""
+    meta = shape.metadata
+    if shape.type_name == "structure":
+        required = set(shape.required_members)
+        return st.fixed_dictionaries(
+            {name: strategy_for(m) for name, m in shape.members.items() if name in required},
+            optional={
+                name: strategy_for(m) for name, m in shape.members.items() if name not in required
+            },
+        )
+    if shape.type_name == "list":
+        return st.lists(strategy_for(shape.member), max_size=3)
+    if shape.type_name == "string":
+        if shape.enum:
+            return st.sampled_from(shape.enum)
+        if "pattern" in meta and meta["pattern"] != ".*\\S.*":
+            return st.from_regex(meta["pattern"], fullmatch=True)
+        size = {"min_size": meta.get("min", 0), "max_size": min(meta.get("max", 40), 40)}
+        alphabet = st.characters(codec="utf-8", exclude_categories=["Cs"])
+        text = st.text(alphabet, **size)
+        return text.filter(lambda t: t.strip() != "") if meta.get("min") else text
+    if shape.type_name == "integer":
+        return st.integers(min_value=meta.get("min", 0), max_value=2**31 - 1)
+    if shape.type_name == "timestamp":
+        moments = st.datetimes(
+            min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+        )
+        return moments.map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000)).map(
+            _wire_timestamp
+        )
+    raise AssertionError(f"no strategy for {shape.type_name}")
+
+
+SESSIONS = strategy_for(SESSION_SHAPE)
+
+
+def _expected_rest(session: dict[str, Any], key: tuple[str, str]) -> dict[str, Any]:
+    out = {"VoiceConnectorId": key[0], "ProxySessionId": key[1], **session}
+    for name in ("CreatedTimestamp", "UpdatedTimestamp", "EndedTimestamp"):
+        if name in out:
+            out[name] = rfc3339(datetime.fromisoformat(out[name]))
+    return out
+
+
+def _upper_snake(value: str) -> str:
+    return "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(value)).upper()
+
+
+def _expected_graphql(rest: dict[str, Any]) -> dict[str, Any]:
+    geo = rest.get("GeoMatchParams")
+    return {
+        "voiceConnectorId": rest["VoiceConnectorId"],
+        "proxySessionId": rest["ProxySessionId"],
+        "name": rest.get("Name"),
+        "status": _upper_snake(rest["Status"]) if "Status" in rest else None,
+        "expiryMinutes": rest.get("ExpiryMinutes"),
+        "capabilities": [c.upper() for c in rest["Capabilities"]]
+        if "Capabilities" in rest
+        else None,
+        "createdTimestamp": rest.get("CreatedTimestamp"),
+        "updatedTimestamp": rest.get("UpdatedTimestamp"),
+        "endedTimestamp": rest.get("EndedTimestamp"),
+        "participants": [
+            {"phoneNumber": p.get("PhoneNumber"), "proxyPhoneNumber": p.get("ProxyPhoneNumber")}
+            for p in rest["Participants"]
+        ]
+        if "Participants" in rest
+        else None,
+        "numberSelectionBehavior": _upper_snake(rest["NumberSelectionBehavior"])
+        if "NumberSelectionBehavior" in rest
+        else None,
+        "geoMatchLevel": _upper_snake(rest["GeoMatchLevel"]) if "GeoMatchLevel" in rest else None,
+        "geoMatchParams": {"country": geo["Country"], "areaCode": geo["AreaCode"]} if geo else None,
+    }
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(session=SESSIONS)
+def test_any_modeled_session_round_trips_through_both_doors(
+    gateway: Gateway, emulator: Emulator, session: dict[str, Any]
+) -> None:
+    key = (f"vc-{uuid.uuid4().hex[:8]}", f"ps-{uuid.uuid4().hex}")
+    emulator.seed(*key, session)
+    rest = _expected_rest(session, key)
+
+    reply = gateway.get_session(*key)
+    gql = gateway.graphql(FULL, {"vc": key[0], "ps": key[1]})
+
+    assert reply.status_code == 200
+    assert reply.json() == {"ProxySession": rest}
+    assert gql.json() == {"data": {"proxySession": _expected_graphql(rest)}}

@@ -311,3 +311,10 @@ def test_schema_execute_through_the_real_client(seeded: tuple[str, str]) -> None
 
     assert data is not None
     assert data["proxySession"]["status"] == "OPEN"  # type: ignore[index]
+
+
+def test_unparsable_document_is_a_parse_error(gateway: Gateway) -> None:
+    body = gateway.graphql("{ proxySession(").json()
+
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+    assert "Syntax Error" in body["errors"][0]["message"]

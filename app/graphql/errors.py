@@ -8,6 +8,8 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
 from app.errors import GatewayError, InternalError
 from app.observability.context import current_request_id
@@ -53,20 +55,29 @@ def format_error(error: GraphQLError) -> GraphQLError:
     )
 
 
-class GatewayErrors(SchemaExtension):
-    """Applies `format_error` to every error of an operation and counts the operation."""
+class OperationMetrics(SchemaExtension):
+    """Counts each operation by type and outcome."""
 
     def on_operation(self) -> Iterator[None]:
-        yield
-        context = self.execution_context.context
-        result = self.execution_context.result
-        errors = getattr(result, "errors", None)
-        if result is not None and errors:
-            result.errors = [format_error(error) for error in errors]
-        metrics = getattr(context, "metrics", None)
-        if metrics is not None:
-            try:
-                kind = self.execution_context.operation_type.value
-            except RuntimeError:  # the document did not parse
-                kind = "unknown"
-            metrics.graphql_operation(kind, "error" if errors else "ok")
+        failed = True
+        try:
+            yield
+            failed = bool(getattr(self.execution_context.result, "errors", None))
+        finally:
+            metrics = getattr(self.execution_context.context, "metrics", None)
+            if metrics is not None:
+                try:
+                    kind = self.execution_context.operation_type.value
+                except RuntimeError:  # the document did not parse
+                    kind = "unknown"
+                metrics.graphql_operation(kind, "error" if failed else "ok")
+
+
+def http_result(result: ExecutionResult) -> GraphQLHTTPResponse:
+    """The response body, every error given its code (done here, where every path meets)."""
+    body: GraphQLHTTPResponse = {"data": result.data}
+    if result.errors:
+        body["errors"] = [format_error(error).formatted for error in result.errors]
+    if result.extensions:
+        body["extensions"] = result.extensions
+    return body

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import strawberry
 from fastapi import Request
@@ -16,11 +15,12 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext, Info
+from strawberry.types import ExecutionContext, ExecutionResult, Info
 
 from app.graphql.context import Context
-from app.graphql.errors import GatewayErrors
+from app.graphql.errors import OperationMetrics, http_result
 from app.graphql.types import DATETIME, ProxySession
 from app.settings import Settings
 from app.state import get_service, get_state
@@ -41,7 +41,7 @@ class Query:
 
 
 class GatewaySchema(strawberry.Schema):
-    """A schema whose errors are logged by `GatewayErrors`, not strawberry's error logger."""
+    """A schema whose errors are logged where they are rendered, not by strawberry's logger."""
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -52,7 +52,7 @@ class GatewaySchema(strawberry.Schema):
 def build_schema(*, introspection: bool = True) -> strawberry.Schema:
     """The schema; introspection is refused at validation when turned off."""
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
-        GatewayErrors,
+        OperationMetrics,
         lambda: ParserCache(maxsize=CACHE_DOCUMENTS),
         lambda: ValidationCache(maxsize=CACHE_DOCUMENTS),
     ]
@@ -75,9 +75,19 @@ async def _context(request: Request) -> Context:
     )
 
 
-def build_router(settings: Settings) -> GraphQLRouter[Any, None]:
+class GatewayRouter(GraphQLRouter[Context, None]):
+    """strawberry's FastAPI router, rendering errors with the gateway's codes."""
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        """Give every error its `extensions.code`; mask the unexpected ones."""
+        return http_result(result)
+
+
+def build_router(settings: Settings) -> GraphQLRouter[Context, None]:
     """The `/graphql` route: POST only, GraphiQL on `GET` when turned on."""
-    return GraphQLRouter(
+    return GatewayRouter(
         build_schema(introspection=settings.graphql_introspection),
         path="/graphql",
         graphql_ide="graphiql" if settings.graphiql else None,

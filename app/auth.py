@@ -9,6 +9,7 @@ from collections.abc import Iterable
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.asgi import header
 from app.errors import Unauthenticated
 from app.observability.context import current_request_id
 from app.problems import problem, problem_headers
@@ -58,8 +59,7 @@ class AuthMiddleware:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-        if self.verifier.verify(authorization):
+        if self.verifier.verify(header(scope, b"authorization")):
             await self.app(scope, receive, send)
             return
         error = Unauthenticated("A valid bearer token is required.")

@@ -210,6 +210,11 @@ class Upstream:
             self._observer.upstream_attempt(
                 error.code, _bounded_code(error.upstream_code), time.perf_counter() - started
             )
+            if isinstance(error, UpstreamFault | UpstreamUnauthorized | UpstreamError):
+                log.warning(
+                    "upstream attempt failed",
+                    extra={"outcome": error.code, "upstream_code": error.upstream_code},
+                )
             raise error from exc
         seconds = time.perf_counter() - started
         member = reply.get("ProxySession")
@@ -219,7 +224,8 @@ class Upstream:
             session = ProxySession.from_aws(member, key)
         except (TypeError, ValueError, AttributeError, OverflowError) as exc:
             self._observer.upstream_attempt(UpstreamUnavailable.code, "none", seconds)
-            raise UpstreamUnavailable(f"Malformed upstream reply ({exc}).") from exc
+            log.warning("malformed upstream reply", extra={"error_type": type(exc).__name__})
+            raise UpstreamUnavailable("Malformed upstream reply.") from exc
         self._observer.upstream_attempt("ok", "none", seconds)
         return session
 

@@ -30,6 +30,18 @@ SAMPLE_SESSION: dict[str, Any] = {
 }
 
 
+FULL = """
+query Full($vc: ID!, $ps: ID!) {
+  proxySession(voiceConnectorId: $vc, proxySessionId: $ps) {
+    voiceConnectorId proxySessionId name status expiryMinutes capabilities
+    createdTimestamp updatedTimestamp endedTimestamp
+    participants { phoneNumber proxyPhoneNumber }
+    numberSelectionBehavior geoMatchLevel geoMatchParams { country areaCode }
+  }
+}
+"""
+"""A GraphQL document asking every field of one session."""
+
 NAME_QUERY = (
     "query Name($vc: ID!, $ps: ID!) {"
     " proxySession(voiceConnectorId: $vc, proxySessionId: $ps) { name } }"

@@ -16,7 +16,7 @@ from app.observability.metrics import Metrics
 from app.service import ProxySessionService
 from app.settings import Settings
 from app.upstream import Upstream
-from tests.conftest import NAME_QUERY, GatewayFactory, session_with
+from tests.conftest import FULL, NAME_QUERY, GatewayFactory, session_with
 from tests.support.servers import Emulator, Gateway, aws_env
 
 CONTRACT_SDL = """
@@ -45,17 +45,6 @@ type ProxySession {
 }
 type Participant { phoneNumber: String, proxyPhoneNumber: String }
 type GeoMatchParams { country: String!, areaCode: String! }
-"""
-
-FULL = """
-query Full($vc: ID!, $ps: ID!) {
-  proxySession(voiceConnectorId: $vc, proxySessionId: $ps) {
-    voiceConnectorId proxySessionId name status expiryMinutes capabilities
-    createdTimestamp updatedTimestamp endedTimestamp
-    participants { phoneNumber proxyPhoneNumber }
-    numberSelectionBehavior geoMatchLevel geoMatchParams { country areaCode }
-  }
-}
 """
 
 

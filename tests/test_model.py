@@ -11,21 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.model import rfc3339
+from tests.conftest import FULL
 from tests.support.servers import Emulator, Gateway
 
 MODEL = botocore.session.get_session().get_service_model("chime-sdk-voice")
 SESSION_SHAPE = MODEL.operation_model("GetProxySession").output_shape.members["ProxySession"]
-
-FULL = """
-query Full($vc: ID!, $ps: ID!) {
-  proxySession(voiceConnectorId: $vc, proxySessionId: $ps) {
-    voiceConnectorId proxySessionId name status expiryMinutes capabilities
-    createdTimestamp updatedTimestamp endedTimestamp
-    participants { phoneNumber proxyPhoneNumber }
-    numberSelectionBehavior geoMatchLevel geoMatchParams { country areaCode }
-  }
-}
-"""
 
 
 def _wire_timestamp(value: datetime) -> str:

@@ -22,6 +22,7 @@ from strawberry.types import ExecutionContext, ExecutionResult, Info
 from app.graphql.context import Context
 from app.graphql.errors import OperationMetrics, http_result
 from app.graphql.types import DATETIME, ProxySession
+from app.revalidation import wants_revalidation
 from app.settings import Settings
 from app.state import get_service, get_state
 
@@ -62,16 +63,13 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
     return GatewaySchema(query=Query, extensions=extensions, config=config)
 
 
-def _wants_revalidation(request: Request) -> bool:
-    cache_control = request.headers.get("cache-control", "").lower()
-    return "no-cache" in cache_control
-
-
 async def _context(request: Request) -> Context:
     return Context(
         get_service(request),
         get_state(request).metrics,
-        revalidate=_wants_revalidation(request),
+        revalidate=wants_revalidation(
+            request.headers.get("cache-control"), request.headers.get("pragma")
+        ),
     )
 
 

@@ -7,6 +7,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.asgi import header
 from app.errors import InternalError
 from app.observability.context import RequestContext, current, request_id_from
 from app.observability.metrics import Metrics
@@ -29,10 +30,10 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = request_id_from(_header(scope, b"x-request-id"))
+        request_id = request_id_from(header(scope, b"x-request-id"))
         ctx = RequestContext(request_id)
         token = current.set(ctx)
-        header = (b"x-request-id", request_id.encode())
+        id_header = (b"x-request-id", request_id.encode())
         status, status_sent = 500, False
 
         async def send_with_id(message: Message) -> None:
@@ -40,7 +41,7 @@ class ObservabilityMiddleware:
             nonlocal status_sent
             if message["type"] == "http.response.start":
                 status, status_sent = message["status"], True
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         self.metrics.in_flight.inc()
@@ -81,13 +82,6 @@ class ObservabilityMiddleware:
                 },
             )
             current.reset(token)
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
 
 
 def _route_template(scope: Scope) -> str:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Path, Response
 from app.model import ID_MAX_LENGTH, ID_PATTERN, validate_key
 from app.problems import PROBLEM_JSON
 from app.rest.schemas import GetProxySessionResponse, Problem
+from app.revalidation import wants_revalidation
 from app.service import Lookup
 from app.state import ServiceDep
 
@@ -72,7 +73,7 @@ async def get_proxy_session(
 ) -> Response:
     """The proxy session, from the cache or one coalesced GetProxySession call."""
     key = validate_key(voiceConnectorId, proxySessionId)
-    lookup = await service.get(key, revalidate=_wants_revalidation(cache_control, pragma))
+    lookup = await service.get(key, revalidate=wants_revalidation(cache_control, pragma))
     headers = _cache_headers(lookup)
     if if_none_match is not None and _etag_matches(if_none_match, lookup.record.etag):
         return Response(status_code=304, headers=headers)
@@ -85,14 +86,6 @@ def _cache_headers(lookup: Lookup) -> dict[str, str]:
         "Cache-Control": f"private, max-age={lookup.max_age}",
         "Cache-Status": lookup.cache_status,
     }
-
-
-def _wants_revalidation(cache_control: str | None, pragma: str | None) -> bool:
-    if cache_control is not None:
-        directives = {d.strip().lower() for d in cache_control.split(",")}
-        if "no-cache" in directives or "max-age=0" in directives:
-            return True
-    return pragma is not None and "no-cache" in pragma.lower()
 
 
 def _etag_matches(if_none_match: str, etag: str) -> bool:

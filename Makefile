@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+# checkov's pins clash with the gateway's, so it gets a virtualenv of its own.
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint openapi clean
@@ -15,12 +18,17 @@ $(STAMP): requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
 	touch $@
 
-install: $(STAMP) ## create .venv and install the locked dependencies
+$(CHECKOV_STAMP): requirements-checkov.lock
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements-checkov.lock
+	touch $@
+
+install: $(STAMP) $(CHECKOV_STAMP) ## create .venv (and .venv/checkov) from the hashed locks
 
 run: $(STAMP) ## start the emulator with sample data and the gateway on 127.0.0.1:8080
 	$(BIN)/python -m scripts.run_local
 
-test: lint ## run lint, then the whole test suite
+test: lint $(CHECKOV_STAMP) ## run lint, then the whole test suite
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff and mypy --strict

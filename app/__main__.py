@@ -65,7 +65,10 @@ def main() -> None:
         log_config=None,
         access_log=False,
         server_header=False,
-        proxy_headers=False,
+        # X-Forwarded-* only from the listed proxies (none by default): a caller must not
+        # choose the client address the logs record.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     lifecycle: Lifecycle = app.state.gateway.lifecycle

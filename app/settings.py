@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     host: str = "0.0.0.0"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    forwarded_allow_ips: str = ""
     shutdown_drain_seconds: Annotated[float, Field(ge=0)] = 5
     shutdown_grace_seconds: PositiveInt = 20
     graphql_introspection: bool = False

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import SAMPLE_SESSION
+from tests.conftest import SAMPLE_SESSION, GatewayFactory
 from tests.support.servers import Emulator, start_gateway
 
 
@@ -39,3 +39,19 @@ def test_sigterm_turns_readiness_off_then_drains_and_exits_cleanly(
     assert [r.status_code for r in replies] == [200]
     assert code == 0
     assert any(r["message"] == "gateway stopped" for r in gateway.log_records())
+
+
+def test_forwarded_headers_are_trusted_only_from_listed_proxies(
+    gateway_factory: GatewayFactory, seeded: tuple[str, str]
+) -> None:
+    untrusting = gateway_factory()
+    trusting = gateway_factory(forwarded_allow_ips="127.0.0.1")
+    headers = {"X-Forwarded-For": "203.0.113.7"}
+
+    untrusting.get_session(*seeded, headers={**headers, "X-Request-ID": "fwd-no"})
+    trusting.get_session(*seeded, headers={**headers, "X-Request-ID": "fwd-yes"})
+
+    [plain] = [r for r in untrusting.log_records() if r.get("request_id") == "fwd-no"]
+    [forwarded] = [r for r in trusting.log_records() if r.get("request_id") == "fwd-yes"]
+    assert plain["client"] == "127.0.0.1"
+    assert forwarded["client"] == "203.0.113.7"

@@ -78,6 +78,7 @@ class ObservabilityMiddleware:
                     "status": status,
                     "duration_ms": round(seconds * 1000, 3),
                     "cache": ",".join(ctx.cache_results) or None,
+                    "client": scope["client"][0] if scope.get("client") else None,
                     "request_id": request_id,
                 },
             )

@@ -186,7 +186,7 @@ class Upstream:
         attempt = 1
         while True:
             try:
-                return await self._attempt(key)
+                return await self._attempt(key, deadline)
             except GatewayError as error:
                 if (
                     not isinstance(error, RETRYABLE)
@@ -199,12 +199,19 @@ class Upstream:
                 await asyncio.sleep(pause)
                 attempt += 1
 
-    async def _attempt(self, key: SessionKey) -> ProxySession:
+    async def _attempt(self, key: SessionKey, deadline: float) -> ProxySession:
         started = time.perf_counter()
         try:
             reply = await self._client.get_proxy_session(
                 VoiceConnectorId=key[0], ProxySessionId=key[1]
             )
+        except asyncio.CancelledError:
+            # The deadline cancels the attempt in flight: count it, or a hung AWS goes unseen.
+            if asyncio.get_running_loop().time() >= deadline:
+                self._observer.upstream_attempt(
+                    UpstreamTimeout.code, "none", time.perf_counter() - started
+                )
+            raise
         except Exception as exc:
             error = map_exception(exc)
             self._observer.upstream_attempt(

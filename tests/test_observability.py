@@ -88,6 +88,23 @@ def test_metrics_count_requests_cache_and_upstream_by_bounded_labels(
     assert build.value == 1
 
 
+def test_an_attempt_cut_by_the_deadline_is_counted_as_a_timeout(
+    gateway_factory: GatewayFactory, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    gateway = gateway_factory(upstream_timeout_seconds=0.5)
+    before = _samples(gateway)
+    emulator.fault(*seeded, delay=2)
+
+    assert gateway.get_session(*seeded).status_code == 504
+
+    after = _samples(gateway)
+    timeouts = [
+        _value(samples, "gateway_upstream_calls_total", outcome="UPSTREAM_TIMEOUT")
+        for samples in (before, after)
+    ]
+    assert timeouts[1] - timeouts[0] == 1
+
+
 def test_no_label_holds_an_id_a_phone_number_or_a_raw_path(
     gateway: Gateway, emulator: Emulator, key: tuple[str, str]
 ) -> None:

@@ -1,0 +1,107 @@
+{{/*
+Expand the name of the chart.
+*/}}
+{{- define "proxy-session-gateway.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Create a default fully qualified app name.
+We truncate at 63 chars because some Kubernetes name fields are limited to this (by the DNS naming spec).
+If release name contains chart name it will be used as a full name.
+*/}}
+{{- define "proxy-session-gateway.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Create chart name and version as used by the chart label.
+*/}}
+{{- define "proxy-session-gateway.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels: the selector labels plus chart, version and manager (never use these in selectors).
+*/}}
+{{- define "proxy-session-gateway.labels" -}}
+helm.sh/chart: {{ include "proxy-session-gateway.chart" . }}
+{{ include "proxy-session-gateway.selectorLabels" . }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Selector labels: stable for the life of a release (Deployment selectors are immutable).
+*/}}
+{{- define "proxy-session-gateway.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "proxy-session-gateway.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Create the name of the service account to use.
+*/}}
+{{- define "proxy-session-gateway.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "proxy-session-gateway.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The image reference: `repository@digest` when a digest is set, else `repository:tag`
+(the tag defaulting to the chart's appVersion).
+*/}}
+{{- define "proxy-session-gateway.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Path of the mounted tokens file (GATEWAY_AUTH_TOKENS_FILE).
+*/}}
+{{- define "proxy-session-gateway.tokensFile" -}}
+{{- printf "%s/%s" (.Values.auth.mountPath | trimSuffix "/") .Values.auth.secretKey }}
+{{- end }}
+
+{{/*
+PromQL label matchers selecting this release's series (alerts).
+*/}}
+{{- define "proxy-session-gateway.promSelector" -}}
+{{- .Values.prometheusRule.selector | default (printf "namespace=%q,job=%q" .Release.Namespace (include "proxy-session-gateway.fullname" .)) }}
+{{- end }}
+
+{{/*
+Render-time checks: settings the chart derives Kubernetes fields from must agree with them.
+*/}}
+{{- define "proxy-session-gateway.validate" -}}
+{{- $port := toString .Values.service.targetPort }}
+{{- with get .Values.config "GATEWAY_PORT" }}
+{{- if ne (toString .) $port }}
+{{- fail (printf "config.GATEWAY_PORT (%s) must equal service.targetPort (%s): the probes and the Service use the container port" . $port) }}
+{{- end }}
+{{- end }}
+{{- /* The gateway's defaults when the settings are not given (app/settings.py). */}}
+{{- $drain := float64 (get .Values.config "GATEWAY_SHUTDOWN_DRAIN_SECONDS" | default "5") }}
+{{- $grace := float64 (get .Values.config "GATEWAY_SHUTDOWN_GRACE_SECONDS" | default "20") }}
+{{- $needed := addf (float64 .Values.lifecycle.preStopSleepSeconds) $drain $grace }}
+{{- if le (float64 .Values.terminationGracePeriodSeconds) $needed }}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must exceed lifecycle.preStopSleepSeconds + GATEWAY_SHUTDOWN_DRAIN_SECONDS + GATEWAY_SHUTDOWN_GRACE_SECONDS (%v)" .Values.terminationGracePeriodSeconds $needed) }}
+{{- end }}
+{{- end }}

@@ -21,7 +21,10 @@ def _settings_or_exit() -> Settings:
         return Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "?"
+        if not first["loc"]:  # a rule across settings; its message names them
+            print(f"invalid settings: {first['msg']}", file=sys.stderr)
+            raise SystemExit(2) from None
+        field = str(first["loc"][0])
         name = field.upper() if field.isupper() else f"GATEWAY_{field.upper()}"
         shown = "" if "TOKEN" in name else f"={first.get('input')!r}"
         print(f"invalid setting {name}{shown}: {first['msg']}", file=sys.stderr)

@@ -67,6 +67,35 @@ class MethodNotAllowed(GatewayError):
     status, code, title = 405, "METHOD_NOT_ALLOWED", "Method not allowed"
 
 
+class PayloadTooLarge(GatewayError):
+    """The request body is larger than GATEWAY_MAX_BODY_BYTES."""
+
+    status, code, title = 413, "PAYLOAD_TOO_LARGE", "Payload too large"
+
+
+class UnsupportedMediaType(GatewayError):
+    """The request body is not in a media type the route accepts."""
+
+    status, code, title = 415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"
+
+
+class Overloaded(GatewayError):
+    """More requests in flight than GATEWAY_MAX_INFLIGHT: shed at once."""
+
+    status, code, title, retry_after = 503, "OVERLOADED", "Overloaded", 1
+
+
+class CircuitOpen(GatewayError):
+    """The circuit breaker is open and no stale entry can answer: no upstream call was made."""
+
+    status, code, title, retry_after = 503, "CIRCUIT_OPEN", "Upstream circuit open", 10
+
+    def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        if retry_after is not None:
+            self.retry_after = retry_after  # type: ignore[misc]
+
+
 class InternalError(GatewayError):
     """A bug in the gateway itself; its detail never leaves the process."""
 

@@ -6,7 +6,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -42,6 +50,27 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: PositiveInt = 20
     graphql_introspection: bool = False
     graphiql: bool = False
+    graphql_max_depth: Annotated[int, Field(ge=1, le=100)] = 6
+    graphql_max_aliases: Annotated[int, Field(ge=1, le=1000)] = 20
+    graphql_max_tokens: Annotated[int, Field(ge=10, le=100_000)] = 2000
+    max_body_bytes: Annotated[int, Field(ge=256, le=16 * 1024 * 1024)] = 65536
+    max_inflight: Annotated[int, Field(ge=1, le=100_000)] = 512
+    upstream_max_concurrency: Annotated[int, Field(ge=1, le=1024)] = 32
+    breaker_failure_threshold: Annotated[int, Field(ge=1, le=1000)] = 5
+    breaker_reset_seconds: PositiveFloat = 10
+    retry_budget_ratio: Annotated[float, Field(ge=0, le=1)] = 0.2
+    retry_budget_window_seconds: PositiveFloat = 10
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    mask_phone_numbers: Literal["none", "graphql", "all"] = "none"
+
+    @property
+    def jwt_enabled(self) -> bool:
+        """Whether OIDC JWTs are accepted (all three JWT settings are set)."""
+        return self.jwt_jwks_url is not None
+
     aws_region: str | None = Field(
         default=None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
     )
@@ -52,6 +81,29 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(token.strip() for token in value.split(",") if token.strip())
         return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value
+
+    @field_validator("jwt_jwks_url")
+    @classmethod
+    def _jwks_over_http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _jwt_settings_together(self) -> Settings:
+        jwt = (self.jwt_jwks_url, self.jwt_issuer, self.jwt_audience)
+        if any(jwt) and not all(jwt):
+            raise ValueError(
+                "GATEWAY_JWT_JWKS_URL, GATEWAY_JWT_ISSUER and GATEWAY_JWT_AUDIENCE go together"
+            )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -66,6 +66,47 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.shed_requests = Counter(
+            "gateway_shed_requests",
+            "Requests refused before any work, by reason (overloaded, payload_too_large).",
+            ["reason"],
+            registry=r,
+        )
+        self.auth_failures = Counter(
+            "gateway_auth_failures",
+            "Requests refused as unauthenticated, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.jwks_fetches = Counter(
+            "gateway_jwks_fetches",
+            "JWKS fetches, by outcome (ok, error, rate_limited).",
+            ["outcome"],
+            registry=r,
+        )
+        self.graphql_refused = Counter(
+            "gateway_graphql_refused",
+            "GraphQL documents refused before execution, by limit.",
+            ["limit"],
+            registry=r,
+        )
+        self.upstream_retries = Counter(
+            "gateway_upstream_retries",
+            "Upstream retries made, and retries skipped because the retry budget was spent.",
+            ["outcome"],
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "gateway_breaker_state",
+            "Upstream circuit breaker: 0 closed, 1 open, 2 half-open (one probe in flight).",
+            registry=r,
+        )
+        self.breaker_transitions = Counter(
+            "gateway_breaker_transitions",
+            "Circuit breaker state changes, by the state entered.",
+            ["state"],
+            registry=r,
+        )
         self.build_info = Gauge(
             "gateway_build_info",
             "Build information; the value is always 1.",
@@ -85,6 +126,22 @@ class Metrics:
     def graphql_operation(self, operation_type: str, outcome: str) -> None:
         """Record one executed GraphQL operation."""
         self.graphql_operations.labels(operation_type, outcome).inc()
+
+    def shed(self, reason: str) -> None:
+        """Record one request refused before any work."""
+        self.shed_requests.labels(reason).inc()
+
+    def auth_failure(self, reason: str) -> None:
+        """Record one unauthenticated request (reason: missing, invalid, expired, ...)."""
+        self.auth_failures.labels(reason).inc()
+
+    def jwks_fetch(self, outcome: str) -> None:
+        """Record one JWKS fetch attempt."""
+        self.jwks_fetches.labels(outcome).inc()
+
+    def graphql_refusal(self, limit: str) -> None:
+        """Record one GraphQL document refused by a limit (depth, aliases, tokens, ...)."""
+        self.graphql_refused.labels(limit).inc()
 
     def cache_result(self, result: CacheResult) -> None:
         """Record a cache verdict, and remember it for the request's access log line."""

@@ -6,15 +6,19 @@ GatewayError
 ├── Forbidden                403 FORBIDDEN
 ├── NotFound                 404 NOT_FOUND
 ├── MethodNotAllowed         405 METHOD_NOT_ALLOWED
+├── PayloadTooLarge          413 PAYLOAD_TOO_LARGE
+├── UnsupportedMediaType     415 UNSUPPORTED_MEDIA_TYPE
+├── Overloaded               503 OVERLOADED (Retry-After)
 ├── InternalError            500 INTERNAL_SERVER_ERROR
 ├── UpstreamUnauthorized     502 UPSTREAM_UNAUTHORIZED
 ├── UpstreamError            502 UPSTREAM_ERROR
 └── UpstreamFault            (AWS or the path to it failed: stale entries may answer)
-    ├── Throttled            429 THROTTLED
+    ├── Throttled            429 THROTTLED (Retry-After)
     ├── UpstreamFailure      502 UPSTREAM_FAILURE
-    ├── ServiceUnavailable   503 SERVICE_UNAVAILABLE
+    ├── ServiceUnavailable   503 SERVICE_UNAVAILABLE (Retry-After)
     ├── UpstreamTimeout      504 UPSTREAM_TIMEOUT
-    └── UpstreamUnavailable  502 UPSTREAM_UNAVAILABLE
+    ├── UpstreamUnavailable  502 UPSTREAM_UNAVAILABLE
+    └── CircuitOpen          503 CIRCUIT_OPEN (Retry-After; no upstream call made)
 """
 
 from __future__ import annotations
@@ -85,17 +89,6 @@ class Overloaded(GatewayError):
     status, code, title, retry_after = 503, "OVERLOADED", "Overloaded", 1
 
 
-class CircuitOpen(GatewayError):
-    """The circuit breaker is open and no stale entry can answer: no upstream call was made."""
-
-    status, code, title, retry_after = 503, "CIRCUIT_OPEN", "Upstream circuit open", 10
-
-    def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
-        super().__init__(detail)
-        if retry_after is not None:
-            self.retry_after = retry_after  # type: ignore[misc]
-
-
 class InternalError(GatewayError):
     """A bug in the gateway itself; its detail never leaves the process."""
 
@@ -144,3 +137,14 @@ class UpstreamUnavailable(UpstreamFault):
     """AWS could not be reached, reset the connection or sent a malformed reply."""
 
     status, code, title = 502, "UPSTREAM_UNAVAILABLE", "Upstream unavailable"
+
+
+class CircuitOpen(UpstreamFault):
+    """The circuit breaker is open and no stale entry can answer: no upstream call was made."""
+
+    status, code, title, retry_after = 503, "CIRCUIT_OPEN", "Upstream circuit open", 10
+
+    def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        if retry_after is not None:
+            self.retry_after = retry_after  # type: ignore[misc]

@@ -11,13 +11,15 @@ from typing import Any
 from fastapi import FastAPI
 
 from app import __version__, ops
-from app.auth import AuthMiddleware, TokenVerifier
+from app.auth import AuthMiddleware, build_authenticator
 from app.graphql.schema import build_router
+from app.limits import RequestLimitsMiddleware
 from app.observability import logs
 from app.observability.metrics import Metrics
 from app.observability.middleware import ObservabilityMiddleware
 from app.rest import errors as rest_errors
 from app.rest.routes import router as rest_router
+from app.security_headers import GraphQLCorsMiddleware, SecurityHeadersMiddleware
 from app.service import ProxySessionService
 from app.settings import Settings
 from app.state import AppState
@@ -35,14 +37,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the gateway; long-lived clients are created in the lifespan, not here."""
     settings = settings or Settings()
     state = AppState(settings=settings, metrics=Metrics())
+    authenticator = build_authenticator(settings, state.metrics)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         upstream = Upstream(settings, state.metrics)
         await upstream.start()
         state.service = ProxySessionService(settings, upstream, state.metrics)
+        if authenticator is not None:
+            await authenticator.start()
         state.lifecycle.started = True
-        if not settings.tokens:
+        if authenticator is None:
             log.warning(
                 "authentication is off: set GATEWAY_AUTH_TOKENS or GATEWAY_AUTH_TOKENS_FILE"
             )
@@ -51,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             state.lifecycle.stopping = True
+            if authenticator is not None:
+                await authenticator.close()
             await upstream.close()
             log.info("gateway stopped")
 
@@ -67,9 +74,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_router(settings), tags=["graphql"], include_in_schema=False)
     app.include_router(ops.router)
     rest_errors.install(app)
-    if settings.tokens:
-        app.add_middleware(AuthMiddleware, verifier=TokenVerifier(settings.tokens))
+    # Added innermost first: security headers, observability, limits, CORS, then auth.
+    if authenticator is not None:
+        app.add_middleware(AuthMiddleware, authenticator=authenticator)
+    if settings.cors_origins:
+        app.add_middleware(GraphQLCorsMiddleware, origins=settings.cors_origins)
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_inflight=settings.max_inflight,
+        max_body=settings.max_body_bytes,
+        metrics=state.metrics,
+    )
     app.add_middleware(ObservabilityMiddleware, metrics=state.metrics)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

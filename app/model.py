@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from app.errors import BadUserInput
+from app.masking import mask_phone
 from app.types import SessionKey
 
 ID_MAX_LENGTH = 128
@@ -70,6 +71,19 @@ class ProxySession:
     number_selection_behavior: str | None = None
     geo_match_level: str | None = None
     geo_match_params: GeoMatchParams | None = None
+
+    def masked(self) -> ProxySession:
+        """A copy with every participant's numbers masked to their last four digits."""
+        if not self.participants:
+            return self
+        participants = tuple(
+            Participant(
+                None if p.phone_number is None else mask_phone(p.phone_number),
+                None if p.proxy_phone_number is None else mask_phone(p.proxy_phone_number),
+            )
+            for p in self.participants
+        )
+        return replace(self, participants=participants)
 
     @property
     def closed(self) -> bool:

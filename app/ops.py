@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.state import StateDep
@@ -31,7 +32,13 @@ async def readyz(state: StateDep) -> Response:
     return Response(b'{"status":"unavailable"}', status_code=503, media_type="application/json")
 
 
-@router.get("/metrics", operation_id="metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    operation_id="metrics",
+    summary="Prometheus metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"description": "Prometheus text exposition format."}},
+)
 async def metrics(state: StateDep) -> Response:
     """The gateway's metrics in Prometheus text format."""
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -45,6 +45,7 @@ class ProxySessionService:
         self._observer = observer
         self._cache: TtlCache[SessionKey, CachedValue] = TtlCache(settings.cache_max_entries)
         self._flights: SingleFlight[SessionKey, SessionRecord] = SingleFlight()
+        self._mask_all = settings.mask_phone_numbers == "all"
 
     async def get(self, key: SessionKey, *, revalidate: bool = False) -> Lookup:
         """The session for `key`; `revalidate` skips a fresh entry (but still coalesces)."""
@@ -92,6 +93,8 @@ class ProxySessionService:
             self._cache.put(key, error, self._settings.negative_cache_ttl_seconds)
             self._observer.cache_size(len(self._cache))
             raise
+        if self._mask_all:
+            session = session.masked()
         record = SessionRecord.render(session)
         self._cache.put(key, record, self._ttl_for(record), self._settings.stale_if_error_seconds)
         self._observer.cache_size(len(self._cache))

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     upstream_max_concurrency: Annotated[int, Field(ge=1, le=1024)] = 32
     breaker_failure_threshold: Annotated[int, Field(ge=1, le=1000)] = 5
     breaker_reset_seconds: PositiveFloat = 10
-    retry_budget_ratio: Annotated[float, Field(ge=0, le=1)] = 0.2
+    retry_budget_ratio: Annotated[float, Field(ge=0, le=10)] = 0.2
     retry_budget_window_seconds: PositiveFloat = 10
     jwt_jwks_url: str | None = None
     jwt_issuer: str | None = None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from app.breaker import BreakerState
 
 SessionKey = tuple[str, str]
 """(voiceConnectorId, proxySessionId)."""
@@ -15,6 +18,12 @@ class UpstreamObserver(Protocol):
 
     def upstream_attempt(self, outcome: str, aws_error_code: str, seconds: float) -> None:
         """Record one attempt: `ok` or a gateway error code, and the AWS code if any."""
+
+    def upstream_retry(self, outcome: str) -> None:
+        """Record a retry made, or one the retry budget refused."""
+
+    def breaker_state_changed(self, state: BreakerState) -> None:
+        """Record the circuit breaker state just entered."""
 
 
 class CacheObserver(Protocol):

@@ -32,8 +32,10 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
+from app.breaker import BreakerState, CircuitBreaker
 from app.errors import (
     BadUserInput,
+    CircuitOpen,
     Forbidden,
     GatewayError,
     NotFound,
@@ -47,6 +49,7 @@ from app.errors import (
     UpstreamUnavailable,
 )
 from app.model import ProxySession
+from app.retry_budget import RetryBudget
 from app.settings import Settings
 from app.types import SessionKey, UpstreamObserver
 
@@ -119,6 +122,13 @@ class Upstream:
         self._observer = observer
         self._stack = AsyncExitStack()
         self._client: Any = None
+        self._slots = asyncio.Semaphore(settings.upstream_max_concurrency)
+        self._breaker = CircuitBreaker(
+            settings.breaker_failure_threshold, settings.breaker_reset_seconds, observer
+        )
+        self._budget = RetryBudget(
+            settings.retry_budget_ratio, settings.retry_budget_window_seconds
+        )
 
     async def start(self) -> None:
         """Build the client (credentials, region and endpoint from the standard AWS chain)."""
@@ -172,7 +182,15 @@ class Upstream:
         return bool(self._client.meta.service_model.operation_model(OPERATION).deprecated)
 
     async def get_proxy_session(self, key: SessionKey) -> ProxySession:
-        """Call GetProxySession under one deadline, retrying faults within the attempt budget."""
+        """Call GetProxySession under one deadline, retrying faults within the attempt budget.
+
+        Refused at once (CircuitOpen) while the breaker is open.
+        """
+        if not self._breaker.allow():
+            raise CircuitOpen(
+                "AWS is failing; the gateway is not calling it for now.",
+                retry_after=self._breaker.retry_after(),
+            )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.upstream_timeout_seconds
         try:
@@ -183,6 +201,7 @@ class Upstream:
 
     async def _call_with_retries(self, key: SessionKey, deadline: float) -> ProxySession:
         loop = asyncio.get_running_loop()
+        self._budget.record_call()
         attempt = 1
         while True:
             try:
@@ -191,50 +210,69 @@ class Upstream:
                 if (
                     not isinstance(error, RETRYABLE)
                     or attempt >= self._settings.upstream_max_attempts
+                    or self._breaker.state is not BreakerState.CLOSED  # opened, or a probe
                 ):
                     raise
                 pause = backoff_seconds(attempt)
                 if loop.time() + pause >= deadline:
                     raise
+                if not self._budget.try_retry():
+                    self._observer.upstream_retry("budget_exhausted")
+                    raise
+                self._observer.upstream_retry("made")
                 await asyncio.sleep(pause)
                 attempt += 1
 
     async def _attempt(self, key: SessionKey, deadline: float) -> ProxySession:
-        started = time.perf_counter()
+        async with self._slots:
+            started = time.perf_counter()
+            try:
+                session = await self._call(key)
+            except asyncio.CancelledError:
+                # The deadline cancels the attempt in flight: count it, or a hung AWS goes
+                # unseen by metrics and by the breaker.
+                if asyncio.get_running_loop().time() >= deadline:
+                    self._observer.upstream_attempt(
+                        UpstreamTimeout.code, "none", time.perf_counter() - started
+                    )
+                    self._breaker.record_fault()
+                else:
+                    self._breaker.record_abandoned()
+                raise
+            except GatewayError as error:
+                self._observer.upstream_attempt(
+                    error.code, _bounded_code(error.upstream_code), time.perf_counter() - started
+                )
+                if isinstance(error, UpstreamFault):
+                    self._breaker.record_fault()
+                else:
+                    self._breaker.record_success()
+                if isinstance(error, UpstreamFault | UpstreamUnauthorized | UpstreamError):
+                    log.warning(
+                        "upstream attempt failed",
+                        extra={"outcome": error.code, "upstream_code": error.upstream_code},
+                    )
+                raise
+            self._observer.upstream_attempt("ok", "none", time.perf_counter() - started)
+            self._breaker.record_success()
+            return session
+
+    async def _call(self, key: SessionKey) -> ProxySession:
+        """One GetProxySession request, its reply turned into the domain model or our error."""
         try:
             reply = await self._client.get_proxy_session(
                 VoiceConnectorId=key[0], ProxySessionId=key[1]
             )
-        except asyncio.CancelledError:
-            # The deadline cancels the attempt in flight: count it, or a hung AWS goes unseen.
-            if asyncio.get_running_loop().time() >= deadline:
-                self._observer.upstream_attempt(
-                    UpstreamTimeout.code, "none", time.perf_counter() - started
-                )
-            raise
         except Exception as exc:
-            error = map_exception(exc)
-            self._observer.upstream_attempt(
-                error.code, _bounded_code(error.upstream_code), time.perf_counter() - started
-            )
-            if isinstance(error, UpstreamFault | UpstreamUnauthorized | UpstreamError):
-                log.warning(
-                    "upstream attempt failed",
-                    extra={"outcome": error.code, "upstream_code": error.upstream_code},
-                )
-            raise error from exc
-        seconds = time.perf_counter() - started
+            raise map_exception(exc) from exc
         member = reply.get("ProxySession")
         try:
             if not isinstance(member, dict):
                 raise TypeError("no ProxySession member")
-            session = ProxySession.from_aws(member, key)
+            return ProxySession.from_aws(member, key)
         except (TypeError, ValueError, AttributeError, OverflowError) as exc:
-            self._observer.upstream_attempt(UpstreamUnavailable.code, "none", seconds)
             log.warning("malformed upstream reply", extra={"error_type": type(exc).__name__})
             raise UpstreamUnavailable("Malformed upstream reply.") from exc
-        self._observer.upstream_attempt("ok", "none", seconds)
-        return session
 
 
 def _bounded_code(code: str | None) -> str:

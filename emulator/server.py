@@ -99,7 +99,12 @@ class Emulator:
         fault = self.store.faults.take(key)
         if fault is None:
             return self.answer(key)
-        return await self.inject(request, key, fault)
+        self.store.inflight += 1
+        self.store.max_inflight = max(self.store.max_inflight, self.store.inflight)
+        try:
+            return await self.inject(request, key, fault)
+        finally:
+            self.store.inflight -= 1
 
     def answer(self, key: Key) -> web.Response:
         """Answer GetProxySession from the stored sessions."""
@@ -141,7 +146,9 @@ class Emulator:
                 return _no_content()
             case "GET", ["calls"]:
                 keys = {f"{vc}/{ps}": count for (vc, ps), count in store.calls.items()}
-                return _json({"total": store.calls_total, "keys": keys})
+                return _json(
+                    {"total": store.calls_total, "max_inflight": store.max_inflight, "keys": keys}
+                )
             case "GET", ["calls", raw_vc, raw_ps]:
                 key = _any_key(raw_vc, raw_ps)
                 count = store.calls_total if key is None else store.calls.get(key, 0)

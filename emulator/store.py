@@ -46,6 +46,9 @@ class Store:
         self.faults = FaultTable(MAX_FAULTS)
         self.calls_total = 0
         self.calls: dict[Key, int] = {}
+        # Faulted requests held at once (a delay holds them): shows the gateway's concurrency.
+        self.inflight = 0
+        self.max_inflight = 0
         self.reset()
 
     def reset(self) -> None:
@@ -54,6 +57,7 @@ class Store:
         self.faults.clear()
         self.calls_total = 0
         self.calls.clear()
+        self.max_inflight = 0
 
     def put_session(self, key: Key, session: dict[str, object]) -> None:
         """Store a session exactly as given."""

@@ -49,6 +49,14 @@ NAME_QUERY = (
 """A GraphQL document asking one session's name, with the ids as variables."""
 
 
+SHARED_GATEWAY_SETTINGS: dict[str, Any] = {
+    "breaker_failure_threshold": 1000,
+    "retry_budget_ratio": 10,
+}
+"""Gateways are shared by many tests that inject faults on purpose: their breaker and retry
+budget would carry one test's faults into the next. Tests of those two pass their own values."""
+
+
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[Emulator]:
     """The Chime SDK Voice emulator, for the whole session."""
@@ -71,6 +79,7 @@ def gateway_factory(
     running: dict[tuple[tuple[str, str], ...], Gateway] = {}
 
     def factory(**settings: Any) -> Gateway:
+        settings = {**SHARED_GATEWAY_SETTINGS, **settings}
         env = {f"GATEWAY_{k.upper()}": str(v) for k, v in settings.items()}
         key = tuple(sorted(env.items()))
         if key not in running:

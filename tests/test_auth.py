@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import NAME_QUERY, GatewayFactory
 from tests.support.servers import Emulator, Gateway
@@ -38,7 +41,8 @@ def test_rest_without_a_valid_token_is_401(
     reply = secured.get_session(*seeded, headers=headers)
 
     assert reply.status_code == 401
-    assert reply.headers["www-authenticate"].startswith("Bearer")
+    # Static tokens only: the plain challenge, no RFC 6750 error code (that comes with JWTs).
+    assert reply.headers["www-authenticate"] == 'Bearer realm="proxy-session-gateway"'
     assert reply.headers["content-type"] == "application/problem+json"
     assert reply.json()["code"] == "UNAUTHENTICATED"
     assert reply.json()["requestId"] == reply.headers["x-request-id"]
@@ -76,6 +80,19 @@ def test_cached_entries_never_answer_an_unauthenticated_caller(
     assert "order-1234" not in reply.text
 
 
+def test_a_websocket_handshake_needs_a_token_too(secured: Gateway) -> None:
+    async def handshake() -> int:
+        url = secured.url.replace("http://", "ws://") + "/graphql"
+        async with aiohttp.ClientSession() as session:
+            try:
+                async with session.ws_connect(url, protocols=["graphql-transport-ws"]):
+                    return 101
+            except aiohttp.WSServerHandshakeError as exc:
+                return exc.status
+
+    assert asyncio.run(handshake()) == 403
+
+
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
 def test_probes_and_metrics_stay_open(secured: Gateway, path: str) -> None:
     assert secured.client.get(path).status_code == 200
@@ -98,6 +115,24 @@ def test_tokens_file_is_read_one_per_line(
 
     assert gateway.get_session(*seeded).status_code == 401
     assert gateway.get_session(*seeded, headers=_bearer("file-token-bbbbbbbb")).status_code == 200
+
+
+def test_refusals_are_counted_by_reason(secured: Gateway, seeded: tuple[str, str]) -> None:
+    def count(reason: str) -> float:
+        text = secured.client.get("/metrics").text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "gateway_auth_failures_total" and sample.labels == {
+                    "reason": reason
+                }:
+                    return sample.value
+        return 0.0
+
+    missing, invalid = count("missing"), count("invalid_token")
+    secured.get_session(*seeded)
+    secured.get_session(*seeded, headers=_bearer("attacker-guess-456"))
+
+    assert (count("missing"), count("invalid_token")) == (missing + 1, invalid + 1)
 
 
 def test_tokens_never_reach_the_logs(secured: Gateway, seeded: tuple[str, str]) -> None:

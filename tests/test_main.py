@@ -51,7 +51,7 @@ def test_forwarded_headers_are_trusted_only_from_listed_proxies(
     untrusting.get_session(*seeded, headers={**headers, "X-Request-ID": "fwd-no"})
     trusting.get_session(*seeded, headers={**headers, "X-Request-ID": "fwd-yes"})
 
-    [plain] = [r for r in untrusting.log_records() if r.get("request_id") == "fwd-no"]
-    [forwarded] = [r for r in trusting.log_records() if r.get("request_id") == "fwd-yes"]
+    [plain] = untrusting.wait_for_records(lambda r: r.get("request_id") == "fwd-no")
+    [forwarded] = trusting.wait_for_records(lambda r: r.get("request_id") == "fwd-yes")
     assert plain["client"] == "127.0.0.1"
     assert forwarded["client"] == "203.0.113.7"

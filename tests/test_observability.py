@@ -135,9 +135,10 @@ def test_every_log_line_is_json_with_an_access_line_per_request(
     gateway.get_session(*seeded, headers={"X-Request-ID": "log-check-1"})
     gateway.get_session(*seeded, headers={"X-Request-ID": "log-check-2"})
 
-    records = gateway.log_records()  # raises if any line is not JSON
-
-    access = [r for r in records if r.get("request_id") in {"log-check-1", "log-check-2"}]
+    access = gateway.wait_for_records(
+        lambda r: r.get("request_id") in {"log-check-1", "log-check-2"}, count=2
+    )
+    gateway.log_records()  # raises if any line is not JSON
     assert [r["logger"] for r in access] == ["app.access", "app.access"]
     assert (
         access[0]["route"]

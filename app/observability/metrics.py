@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import platform
 from importlib import metadata
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from app import __version__
+from app.breaker import BreakerState
 from app.observability.context import current
 from app.types import CacheResult
 
@@ -107,6 +109,12 @@ class Metrics:
             ["state"],
             registry=r,
         )
+        self.event_loop_tasks = Gauge(
+            "gateway_event_loop_tasks",
+            "asyncio tasks alive in the event loop (a leak shows as steady growth).",
+            registry=r,
+        )
+        self.event_loop_tasks.set_function(_task_count)
         self.build_info = Gauge(
             "gateway_build_info",
             "Build information; the value is always 1.",
@@ -116,6 +124,11 @@ class Metrics:
         self.build_info.labels(__version__, platform.python_version(), _version("botocore")).set(1)
         for result in ("hit", "miss", "stale", "coalesced", "negative", "revalidated"):
             self.cache_results.labels(result)
+        for outcome in ("made", "budget_exhausted"):
+            self.upstream_retries.labels(outcome)
+        for reason in ("overloaded", "payload_too_large"):
+            self.shed_requests.labels(reason)
+        self.breaker_state.set(int(BreakerState.CLOSED))
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Record one served HTTP request."""
@@ -154,10 +167,26 @@ class Metrics:
         """Record the cache's size."""
         self.cache_entries.set(entries)
 
+    def upstream_retry(self, outcome: str) -> None:
+        """Record a retry made, or one the retry budget refused."""
+        self.upstream_retries.labels(outcome).inc()
+
+    def breaker_state_changed(self, state: BreakerState) -> None:
+        """Record the circuit breaker state just entered."""
+        self.breaker_state.set(int(state))
+        self.breaker_transitions.labels(state.name.lower()).inc()
+
     def upstream_attempt(self, outcome: str, aws_error_code: str, seconds: float) -> None:
         """Record one upstream attempt."""
         self.upstream_calls.labels(outcome, aws_error_code).inc()
         self.upstream_seconds.labels(outcome).observe(seconds)
+
+
+def _task_count() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # scraped outside the event loop
+        return 0.0
 
 
 def _version(distribution: str) -> str:

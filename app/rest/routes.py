@@ -53,7 +53,18 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     504: _problem("UPSTREAM_TIMEOUT: the upstream deadline passed."),
 }
 
-IdParam = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
+def _id_param(example: str) -> Any:
+    return Path(
+        min_length=1,
+        max_length=ID_MAX_LENGTH,
+        pattern=ID_PATTERN,
+        description="1 to 128 characters, at least one not a space, tab or line break.",
+        examples=[example],
+    )
+
+
+VoiceConnectorIdParam = Annotated[str, _id_param("abcdef1ghij2klmno3pqr4")]
+ProxySessionIdParam = Annotated[str, _id_param("321c1f5b-7dcb-4a5d-9e07-6b4c6a1b2f10")]
 
 
 @router.get(
@@ -64,8 +75,8 @@ IdParam = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID
     responses=RESPONSES,
 )
 async def get_proxy_session(
-    voiceConnectorId: IdParam,
-    proxySessionId: IdParam,
+    voiceConnectorId: VoiceConnectorIdParam,
+    proxySessionId: ProxySessionIdParam,
     service: ServiceDep,
     if_none_match: Annotated[str | None, Header()] = None,
     cache_control: Annotated[str | None, Header()] = None,

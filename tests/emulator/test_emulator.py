@@ -310,6 +310,7 @@ def test_calls_are_counted_including_faulted_ones(chime: Any, admin: httpx.Clien
 
     assert admin.get("/_emulator/calls").json() == {
         "total": 4,
+        "max_inflight": 1,
         "keys": {f"{VC}/{PS}": 2, f"{VC}/missing": 2},
     }
     assert admin.get(f"/_emulator/calls/{VC}/{PS}").json() == {"count": 2}
@@ -322,7 +323,7 @@ def test_unsigned_and_unknown_requests_are_not_counted(
     httpx.get(f"{server.url}/voice-connectors/{VC}/proxy-sessions/{PS}")
     httpx.get(f"{server.url}/voice-connectors/{VC}", headers=SIGNED)
 
-    assert admin.get("/_emulator/calls").json() == {"total": 0, "keys": {}}
+    assert admin.get("/_emulator/calls").json() == {"total": 0, "max_inflight": 0, "keys": {}}
 
 
 def test_reset_endpoint_restores_sessions_and_clears_faults_and_counts(
@@ -335,7 +336,11 @@ def test_reset_endpoint_restores_sessions_and_clears_faults_and_counts(
     assert admin.post("/_emulator/reset").status_code == 204
 
     assert chime.get_proxy_session(VoiceConnectorId=VC, ProxySessionId=PS)["ProxySession"]
-    assert admin.get("/_emulator/calls").json() == {"total": 1, "keys": {f"{VC}/{PS}": 1}}
+    assert admin.get("/_emulator/calls").json() == {
+        "total": 1,
+        "max_inflight": 0,
+        "keys": {f"{VC}/{PS}": 1},
+    }
 
 
 def test_put_session_is_returned_verbatim(admin: httpx.Client, server: EmulatorProcess) -> None:

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,11 +71,11 @@ class Emulator:
 
     def fault(self, vc: str, ps: str, **spec: Any) -> None:
         """Inject a fault for (vc, ps) (`*`, `*` for every key)."""
-        self.admin.put(f"/faults/{_q(vc)}/{_q(ps)}", json=spec).raise_for_status()
+        self.admin.put(_fault_path(vc, ps), json=spec).raise_for_status()
 
     def clear_fault(self, vc: str, ps: str) -> None:
         """Remove the fault for (vc, ps)."""
-        self.admin.delete(f"/faults/{_q(vc)}/{_q(ps)}").raise_for_status()
+        self.admin.delete(_fault_path(vc, ps)).raise_for_status()
 
     def calls(self, vc: str, ps: str) -> int:
         """GetProxySession requests received for (vc, ps)."""
@@ -88,6 +88,11 @@ class Emulator:
         """GetProxySession requests received in all."""
         total: int = self.admin.get("/calls").json()["total"]
         return total
+
+    def max_inflight(self) -> int:
+        """The most faulted requests held at once since the last reset."""
+        value: int = self.admin.get("/calls").json()["max_inflight"]
+        return value
 
     def reset(self) -> None:
         """Back to the sample data, no faults, no counts."""
@@ -129,6 +134,21 @@ class Gateway:
         """The stdout lines parsed as JSON objects (every line must be one)."""
         return [orjson.loads(line) for line in self.log_lines() if line.strip()]
 
+    def wait_for_records(
+        self, predicate: Callable[[dict[str, Any]], bool], count: int = 1, timeout: float = 5
+    ) -> list[dict[str, Any]]:
+        """The log records matching `predicate`, once at least `count` of them are written.
+
+        The access line is written after the response is sent, so a test may read the log
+        before the line is there.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [record for record in self.log_records() if predicate(record)]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
+
     def stop(self) -> int:
         """Stop the process with SIGTERM and return its exit code."""
         self.client.close()
@@ -137,6 +157,13 @@ class Gateway:
 
 def _q(segment: str) -> str:
     return quote(segment, safe="")
+
+
+def _fault_path(vc: str, ps: str) -> str:
+    """The admin path for a key's fault; `*`, `*` is the wildcard (every key)."""
+    if vc == ps == "*":
+        return "/faults/*/*"
+    return f"/faults/{_q(vc)}/{_q(ps)}"
 
 
 def _stop(process: subprocess.Popen[Any]) -> int:
@@ -197,6 +224,13 @@ def start_gateway(
     return gateway
 
 
+def _listening(gateway: Gateway) -> bool:
+    """Whether the answer came from this gateway, not another process that took the port."""
+    if gateway.log_path == Path(os.devnull):
+        return gateway.process.poll() is None
+    return f"running on {gateway.url} " in gateway.log_path.read_text(errors="replace")
+
+
 def wait_ready(gateway: Gateway) -> None:
     """Poll /readyz until 200, failing fast if the process exits."""
     deadline = time.monotonic() + START_TIMEOUT
@@ -204,7 +238,7 @@ def wait_ready(gateway: Gateway) -> None:
         if gateway.process.poll() is not None:
             raise RuntimeError("gateway exited:\n" + "\n".join(gateway.log_lines()))
         try:
-            if gateway.client.get("/readyz").status_code == 200:
+            if gateway.client.get("/readyz").status_code == 200 and _listening(gateway):
                 return
         except httpx.TransportError:
             pass

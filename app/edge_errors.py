@@ -1,0 +1,41 @@
+"""Errors answered by middleware, before any door runs, in the shape of the door asked."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.types import Send
+
+from app.errors import GatewayError
+from app.observability.context import current_request_id
+from app.problems import problem_bytes, problem_headers
+
+GRAPHQL_PATH = "/graphql"
+
+
+def graphql_error_body(error: GatewayError, request_id: str | None) -> bytes:
+    """A GraphQL response carrying `error` with its code in `extensions`."""
+    extensions = {"code": error.code, "requestId": request_id}
+    return orjson.dumps(
+        {"data": None, "errors": [{"message": error.detail, "extensions": extensions}]}
+    )
+
+
+async def send_error(
+    send: Send, path: str, error: GatewayError, extra_headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """Answer with `error`: a GraphQL body on `/graphql`, an RFC 9457 problem elsewhere."""
+    request_id = current_request_id()
+    headers = problem_headers(error)
+    if path == GRAPHQL_PATH:
+        headers[0] = (b"content-type", b"application/json")
+        body = graphql_error_body(error, request_id)
+    else:
+        body = problem_bytes(error, request_id)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [*headers, *extra_headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

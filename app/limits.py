@@ -1,0 +1,82 @@
+"""Request limits as pure ASGI middleware: shed load at once, refuse oversized bodies early."""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.asgi import header
+from app.edge_errors import send_error
+from app.errors import GatewayError, Overloaded, PayloadTooLarge
+from app.observability.metrics import Metrics
+
+# Probes and metrics must answer whatever the load: they are how operators see it.
+ALWAYS_SERVED = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class _BodyTooLarge(Exception):
+    """Raised from `receive` once the body passes the limit."""
+
+
+class RequestLimitsMiddleware:
+    """Sheds requests past `max_inflight` (503 OVERLOADED) and bodies past `max_body` (413)."""
+
+    def __init__(self, app: ASGIApp, max_inflight: int, max_body: int, metrics: Metrics) -> None:
+        self.app = app
+        self.max_inflight = max_inflight
+        self.max_body = max_body
+        self.metrics = metrics
+        self.inflight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in ALWAYS_SERVED:
+            await self.app(scope, receive, send)
+            return
+        if self.inflight >= self.max_inflight:
+            self.metrics.shed("overloaded")
+            await _refuse(send, scope, Overloaded("Too many requests in flight; retry shortly."))
+            return
+        length = header(scope, b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            self.metrics.shed("payload_too_large")
+            await _refuse(send, scope, self._too_large())
+            return
+        self.inflight += 1
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            self.inflight -= 1
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            # A chunked body with no Content-Length: found out while the app reads it.
+            if started:
+                raise
+            self.metrics.shed("payload_too_large")
+            await _refuse(send, scope, self._too_large())
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"The request body is larger than {self.max_body} bytes.")
+
+
+async def _refuse(send: Send, scope: Scope, error: GatewayError) -> None:
+    # Close the connection: an unread body must not be taken for the next request.
+    await send_error(send, scope["path"], error, ((b"connection", b"close"),))

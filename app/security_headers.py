@@ -1,0 +1,64 @@
+"""Security headers on every response, and CORS for `/graphql` only, as pure ASGI middleware."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+GRAPHQL_PATH = "/graphql"
+
+# An API answers JSON: nothing in it may be sniffed, framed, or load anything.
+HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
+)
+API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+# The GraphiQL and /docs pages load their scripts and styles from a CDN.
+PAGES = frozenset({"/docs", GRAPHQL_PATH})
+
+
+class SecurityHeadersMiddleware:
+    """Adds the security headers; the strict CSP goes on everything but the HTML pages."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.strict = (*HEADERS, API_CSP)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = HEADERS if scope["path"] in PAGES and scope["method"] == "GET" else self.strict
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class GraphQLCorsMiddleware:
+    """CORS for browsers calling `/graphql` from the allowed origins; other paths untouched."""
+
+    def __init__(self, app: ASGIApp, origins: Sequence[str]) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=list(origins),
+            allow_methods=["POST"],
+            allow_headers=["authorization", "content-type", "x-request-id", "cache-control"],
+            expose_headers=["x-request-id"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == GRAPHQL_PATH:
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -11,6 +11,7 @@ from graphql import find_breaking_changes, find_dangerous_changes
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.graphql.context import Context
+from app.graphql.limits import Limits
 from app.graphql.schema import build_schema
 from app.observability.metrics import Metrics
 from app.service import ProxySessionService
@@ -245,7 +246,8 @@ def test_introspection_and_graphiql_are_off_by_default(gateway: Gateway) -> None
 
     assert body.get("data") is None
     assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
-    assert page.status_code in {404, 405}
+    assert "Introspection is disabled" in body["errors"][0]["message"]
+    assert page.status_code == 405
 
 
 def test_introspection_and_graphiql_can_be_turned_on(gateway_factory: GatewayFactory) -> None:
@@ -265,8 +267,25 @@ def test_queries_are_not_served_over_get(gateway: Gateway, seeded: tuple[str, st
 
     reply = gateway.client.get("/graphql", params={"query": query})
 
-    assert reply.status_code in {400, 404, 405}
+    assert reply.status_code == 405
+    assert reply.headers["allow"] == "POST"
+    assert reply.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
     assert "order-1234" not in reply.text
+
+
+def test_a_bad_variable_value_is_the_callers_error_not_masked(
+    gateway: Gateway, emulator: Emulator
+) -> None:
+    before, logged = emulator.total_calls(), len(gateway.log_lines())
+
+    body = gateway.graphql(NAME_QUERY, {"vc": {"not": "an id"}, "ps": "x"}).json()
+
+    assert body["data"] is None
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"].startswith("Variable '$vc' has invalid value")
+    assert emulator.total_calls() == before
+    assert not any("unexpected error" in line for line in gateway.log_lines()[logged:])
 
 
 @pytest.fixture
@@ -300,6 +319,17 @@ def test_schema_execute_through_the_real_client(seeded: tuple[str, str]) -> None
 
     assert data is not None
     assert data["proxySession"]["status"] == "OPEN"  # type: ignore[index]
+
+
+def test_schema_execute_refuses_a_document_over_a_limit() -> None:
+    schema = build_schema(limits=Limits(max_depth=1))
+
+    result = asyncio.run(
+        schema.execute("{ proxySession(voiceConnectorId: 1, proxySessionId: 2) { name } }")
+    )
+
+    assert result.errors is not None
+    assert [error.message for error in result.errors] == ["Query depth 2 exceeds the maximum of 1."]
 
 
 def test_unparsable_document_is_a_parse_error(gateway: Gateway) -> None:

@@ -3,24 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
+from fastapi import Request
 from strawberry.fastapi import BaseContext
 
 from app.graphql.types import ProxySession
 from app.model import validate_key
 from app.observability.metrics import Metrics
+from app.revalidation import wants_revalidation
 from app.service import ProxySessionService
+from app.state import get_service, get_state
 from app.types import SessionKey
 
 
 class Context(BaseContext):
     """Per request: one fetch per key, however many aliases ask for it."""
 
-    def __init__(self, service: ProxySessionService, metrics: Metrics, *, revalidate: bool) -> None:
+    def __init__(
+        self,
+        service: ProxySessionService,
+        metrics: Metrics,
+        *,
+        revalidate: bool,
+        mask_phones: bool = False,
+    ) -> None:
         super().__init__()
         self.service = service
         self.metrics = metrics
         self.revalidate = revalidate
+        self.mask_phones = mask_phones
         self._loads: dict[SessionKey, asyncio.Future[ProxySession]] = {}
 
     async def proxy_session(self, voice_connector_id: str, proxy_session_id: str) -> ProxySession:
@@ -34,4 +46,20 @@ class Context(BaseContext):
 
     async def _load(self, key: SessionKey) -> ProxySession:
         lookup = await self.service.get(key, revalidate=self.revalidate)
-        return ProxySession.from_domain(lookup.record.session)
+        return ProxySession.from_domain(lookup.record.session, mask_phones=self.mask_phones)
+
+
+def context_getter(*, mask_phones: bool) -> Callable[[Request], Awaitable[Context]]:
+    """The router's `context_getter`, with the phone-masking setting fixed at start."""
+
+    async def get_context(request: Request) -> Context:
+        return Context(
+            get_service(request),
+            get_state(request).metrics,
+            revalidate=wants_revalidation(
+                request.headers.get("cache-control"), request.headers.get("pragma")
+            ),
+            mask_phones=mask_phones,
+        )
+
+    return get_context

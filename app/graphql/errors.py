@@ -6,18 +6,25 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from app.errors import GatewayError, InternalError
+from app.errors import BadUserInput, GatewayError, InternalError
+from app.graphql.limits import Refusal
 from app.observability.context import current_request_id
 
 log = logging.getLogger(__name__)
 
 VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+BAD_REQUEST = "BAD_REQUEST"
+
+# graphql-core appends suggestions to many messages (arguments, types, enum values);
+# strawberry's `disable_field_suggestions` only strips them from unknown fields.
+SUGGESTION = " Did you mean "
 
 
 def _extensions(code: str, upstream_code: str | None = None) -> dict[str, Any]:
@@ -28,12 +35,18 @@ def _extensions(code: str, upstream_code: str | None = None) -> dict[str, Any]:
     return extensions
 
 
+def _readable(message: str) -> str:
+    return message.split(SUGGESTION, 1)[0]
+
+
 def format_error(error: GraphQLError) -> GraphQLError:
     """Give `error` its code; mask an unexpected exception to INTERNAL_SERVER_ERROR."""
     original = error.original_error
     if isinstance(original, GatewayError):
         message, extensions = original.detail, _extensions(original.code, original.upstream_code)
-    elif original is not None or error.path is not None:
+    elif error.path is not None or (
+        original is not None and not isinstance(original, GraphQLError)
+    ):
         log.error(
             "unexpected error in GraphQL resolution: %s",
             type(original).__name__ if original is not None else error.message,
@@ -43,8 +56,11 @@ def format_error(error: GraphQLError) -> GraphQLError:
         message, extensions = internal.detail, _extensions(internal.code)
     elif isinstance(error, GraphQLSyntaxError):
         message, extensions = error.message, _extensions(PARSE_FAILED)
+    elif original is not None:
+        # graphql-core's own error coercing a variable's value: the caller's input is wrong.
+        message, extensions = _readable(error.message), _extensions(BadUserInput.code)
     else:
-        message, extensions = error.message, _extensions(VALIDATION_FAILED)
+        message, extensions = _readable(error.message), _extensions(VALIDATION_FAILED)
     return GraphQLError(
         message,
         nodes=error.nodes,
@@ -53,6 +69,11 @@ def format_error(error: GraphQLError) -> GraphQLError:
         path=error.path,
         extensions=extensions,
     )
+
+
+def refused_limits(result: ExecutionResult) -> set[str]:
+    """The limits that refused the document, if any (each counted once per request)."""
+    return {error.limit for error in result.errors or () if isinstance(error, Refusal)}
 
 
 class OperationMetrics(SchemaExtension):
@@ -81,3 +102,9 @@ def http_result(result: ExecutionResult) -> GraphQLHTTPResponse:
     if result.extensions:
         body["extensions"] = result.extensions
     return body
+
+
+def error_body(code: str, message: str) -> bytes:
+    """A GraphQL response for a request refused before execution."""
+    error = {"message": message, "extensions": _extensions(code)}
+    return orjson.dumps({"data": None, "errors": [error]})

@@ -6,27 +6,18 @@ from collections.abc import Callable
 from datetime import datetime
 
 import strawberry
-from fastapi import Request
 from graphql import GraphQLError
-from strawberry.extensions import (
-    DisableIntrospection,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
-from strawberry.fastapi import GraphQLRouter
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext, ExecutionResult, Info
+from strawberry.types import ExecutionContext, Info
 
-from app.graphql.context import Context
-from app.graphql.errors import OperationMetrics, http_result
+from app.graphql.context import Context, context_getter
+from app.graphql.documents import DocumentCache, Documents
+from app.graphql.errors import OperationMetrics
+from app.graphql.limits import Limits, validation_rules
+from app.graphql.transport import GatewayRouter
 from app.graphql.types import DATETIME, ProxySession
-from app.revalidation import wants_revalidation
 from app.settings import Settings
-from app.state import get_service, get_state
-
-CACHE_DOCUMENTS = 1024
 
 
 @strawberry.type
@@ -50,46 +41,30 @@ class GatewaySchema(strawberry.Schema):
         """Expected errors are not worth a traceback; unexpected ones are logged when masked."""
 
 
-def build_schema(*, introspection: bool = True) -> strawberry.Schema:
-    """The schema; introspection is refused at validation when turned off."""
+def build_schema(*, introspection: bool = True, limits: Limits | None = None) -> strawberry.Schema:
+    """The schema, refusing documents over `limits` (and introspection when turned off)."""
+    limits = limits or Limits()
+    # Built once: the rule classes and the document cache are shared by every request.
+    rules = validation_rules(limits, introspection=introspection)
+    documents = Documents(limits.max_tokens)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         OperationMetrics,
-        lambda: ParserCache(maxsize=CACHE_DOCUMENTS),
-        lambda: ValidationCache(maxsize=CACHE_DOCUMENTS),
+        lambda: DocumentCache(documents),
+        lambda: AddValidationRules(rules),
     ]
-    if not introspection:
-        extensions.append(DisableIntrospection)
     config = StrawberryConfig(scalar_map={datetime: DATETIME}, disable_field_suggestions=True)
     return GatewaySchema(query=Query, extensions=extensions, config=config)
 
 
-async def _context(request: Request) -> Context:
-    return Context(
-        get_service(request),
-        get_state(request).metrics,
-        revalidate=wants_revalidation(
-            request.headers.get("cache-control"), request.headers.get("pragma")
-        ),
+def build_router(settings: Settings) -> GatewayRouter:
+    """The `/graphql` route: JSON POSTs, GraphiQL on a browser's `GET` when turned on."""
+    limits = Limits(
+        max_depth=settings.graphql_max_depth,
+        max_aliases=settings.graphql_max_aliases,
+        max_tokens=settings.graphql_max_tokens,
     )
-
-
-class GatewayRouter(GraphQLRouter[Context, None]):
-    """strawberry's FastAPI router, rendering errors with the gateway's codes."""
-
-    async def process_result(
-        self, request: Request, result: ExecutionResult
-    ) -> GraphQLHTTPResponse:
-        """Give every error its `extensions.code`; mask the unexpected ones."""
-        return http_result(result)
-
-
-def build_router(settings: Settings) -> GraphQLRouter[Context, None]:
-    """The `/graphql` route: POST only, GraphiQL on `GET` when turned on."""
     return GatewayRouter(
-        build_schema(introspection=settings.graphql_introspection),
-        path="/graphql",
-        graphql_ide="graphiql" if settings.graphiql else None,
-        allow_queries_via_get=False,
-        context_getter=_context,
-        multipart_uploads_enabled=False,
+        build_schema(introspection=settings.graphql_introspection, limits=limits),
+        graphiql=settings.graphiql,
+        context_getter=context_getter(mask_phones=settings.mask_phone_numbers != "none"),
     )

@@ -9,6 +9,7 @@ from typing import TypeVar
 import strawberry
 
 from app import model
+from app.masking import mask_phone
 from app.model import rfc3339
 
 
@@ -80,9 +81,10 @@ class ProxySession:
     geo_match_params: GeoMatchParams | None
 
     @classmethod
-    def from_domain(cls, session: model.ProxySession) -> ProxySession:
+    def from_domain(cls, session: model.ProxySession, *, mask_phones: bool = False) -> ProxySession:
         """Map the domain session; an enum value this schema does not know becomes null."""
         geo = session.geo_match_params
+        phone = _masked if mask_phones else _as_is
         return cls(
             voice_connector_id=strawberry.ID(session.voice_connector_id),
             proxy_session_id=strawberry.ID(session.proxy_session_id),
@@ -96,7 +98,10 @@ class ProxySession:
             participants=None
             if session.participants is None
             else [
-                Participant(phone_number=p.phone_number, proxy_phone_number=p.proxy_phone_number)
+                Participant(
+                    phone_number=phone(p.phone_number),
+                    proxy_phone_number=phone(p.proxy_phone_number),
+                )
                 for p in session.participants
             ],
             number_selection_behavior=_enum(
@@ -107,6 +112,14 @@ class ProxySession:
             if geo is None or geo.country is None or geo.area_code is None
             else GeoMatchParams(country=geo.country, area_code=geo.area_code),
         )
+
+
+def _masked(number: str | None) -> str | None:
+    return None if number is None else mask_phone(number)
+
+
+def _as_is(number: str | None) -> str | None:
+    return number
 
 
 E = TypeVar("E", bound=Enum)

@@ -53,6 +53,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     504: _problem("UPSTREAM_TIMEOUT: the upstream deadline passed."),
 }
 
+
 def _id_param(example: str) -> Any:
     return Path(
         min_length=1,

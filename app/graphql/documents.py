@@ -1,0 +1,101 @@
+"""Parsed and validated documents, cached by query text; the token limit applies while parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from cachetools import LRUCache
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse
+from graphql.error import GraphQLSyntaxError
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
+
+from app.graphql.limits import Refusal
+
+# A parsed document keeps its tokens for error locations: about 400 bytes a token
+# (measured with tracemalloc). The cache is bounded by that estimate, not by a count of
+# documents, so that distinct documents at the token limit cannot fill the memory.
+TOKEN_BYTES = 400
+CACHE_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class Document:
+    """A parsed document and, once validated, its validation errors and the rules used."""
+
+    ast: DocumentNode
+    size: int
+    rules: tuple[type[ASTValidationRule], ...] | None = None
+    errors: list[GraphQLError] | None = None
+
+
+class Documents:
+    """Documents by query text for one schema, with the token limit applied."""
+
+    def __init__(self, max_tokens: int, cache_bytes: int = CACHE_BYTES) -> None:
+        self.max_tokens = max_tokens
+        # graphql-core says so in this exact message, both in its lexer and its parser.
+        self._too_many = (
+            f"Syntax Error: Document contains more than {max_tokens} tokens. Parsing aborted."
+        )
+        self._cache: LRUCache[str, Document] = LRUCache(cache_bytes, getsizeof=_size)
+
+    def parse(self, query: str) -> Document:
+        """The document for `query`; raises Refusal past the token limit, before the full parse."""
+        document = self._cache.get(query)
+        if document is not None:
+            return document
+        try:
+            ast = parse(query, max_tokens=self.max_tokens)
+        except GraphQLSyntaxError as error:
+            if error.message == self._too_many:
+                raise Refusal(
+                    "tokens", f"Document exceeds the maximum of {self.max_tokens} tokens."
+                ) from None
+            raise
+        # Comments count as tokens too (`max_tokens`, unlike `max_lexical_tokens`).
+        tokens: int = getattr(ast, "token_count", self.max_tokens)
+        document = Document(ast, len(query) + TOKEN_BYTES * tokens)
+        if document.size <= self._cache.maxsize:
+            self._cache[query] = document
+        return document
+
+    def validate(
+        self, schema: GraphQLSchema, document: Document, rules: tuple[type[ASTValidationRule], ...]
+    ) -> list[GraphQLError]:
+        """The validation errors of `document` under `rules`, computed once per document."""
+        if document.errors is None or document.rules != rules:
+            document.errors = validate_document(schema, document.ast, rules)
+            document.rules = rules
+        return document.errors
+
+
+def _size(document: Document) -> int:
+    return document.size
+
+
+class DocumentCache(SchemaExtension):
+    """Parses and validates through the schema's `Documents` (strawberry's caches replaced)."""
+
+    def __init__(self, documents: Documents) -> None:
+        super().__init__()
+        self._documents = documents
+        self._document: Document | None = None
+
+    def on_parse(self) -> Iterator[None]:
+        """Set the parsed document, or raise the token refusal."""
+        context = self.execution_context
+        if context.query:  # strawberry refuses a missing query before parsing
+            self._document = self._documents.parse(context.query)
+            context.graphql_document = self._document.ast
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        """Set the validation errors, which also keeps strawberry from validating again."""
+        context = self.execution_context
+        if self._document is not None:
+            context.pre_execution_errors = self._documents.validate(
+                context.schema._schema, self._document, context.validation_rules
+            )
+        yield

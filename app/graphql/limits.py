@@ -1,0 +1,201 @@
+"""Per-document limits, checked at validation before anything executes: depth, fan-out,
+introspection.
+
+Depth counts fields on the longest path, a top-level field being 1:
+`{ proxySession { participants { phoneNumber } } }` has depth 3. Fan-out counts every
+`proxySession` selection the executed operation would make, aliases and fragment spreads
+included (a fragment with two of them spread three times counts six).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    SKIP,
+    ASTValidationRule,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    Node,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationRule,
+    VisitorAction,
+    get_named_type,
+    is_introspection_type,
+)
+from graphql.validation import MaxIntrospectionDepthRule
+from graphql.validation.validate import ValidationAbortedError
+
+PROXY_SESSION = "proxySession"
+
+
+# A ValidationAbortedError, so that a rule raising one stops graphql-core's validation with
+# this error as the result: the costlier rules never run on a refused document.
+class Refusal(ValidationAbortedError):
+    """A document refused by a limit; `limit` names it for the metrics."""
+
+    def __init__(self, limit: str, message: str, nodes: Node | list[Node] | None = None) -> None:
+        super().__init__(message, nodes)
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The per-document limits (defaults: the contract's)."""
+
+    max_depth: int = 6
+    max_aliases: int = 20
+    max_tokens: int = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Extent:
+    """How deep the deepest operation goes and how many `proxySession` fields the widest makes."""
+
+    depth: int
+    proxy_sessions: int
+
+
+def _scan(selection_set: SelectionSetNode) -> tuple[int, int, list[tuple[str, int]]]:
+    # Depth, proxySession fields, and the spreads made, each with the fields above it.
+    depth = proxy_sessions = 0
+    spreads: list[tuple[str, int]] = []
+    stack = [(selection_set, 1)]
+    while stack:
+        current, level = stack.pop()
+        for selection in current.selections:
+            if isinstance(selection, FieldNode):
+                depth = max(depth, level)
+                name = selection.name.value
+                proxy_sessions += name == PROXY_SESSION
+                # Introspection has rules of its own (refused, or graphql-core's depth rule):
+                # GraphiQL's own introspection query is deeper than any depth limit here.
+                if selection.selection_set is not None and not name.startswith("__"):
+                    stack.append((selection.selection_set, level + 1))
+            elif isinstance(selection, InlineFragmentNode):
+                stack.append((selection.selection_set, level))
+            elif isinstance(selection, FragmentSpreadNode):
+                spreads.append((selection.name.value, level - 1))
+    return depth, proxy_sessions, spreads
+
+
+def _expand(
+    scanned: tuple[int, int, list[tuple[str, int]]], totals: dict[str, tuple[int, int]]
+) -> tuple[int, int]:
+    depth, proxy_sessions, spreads = scanned
+    for name, above in spreads:
+        # An unknown fragment or one closing a cycle adds nothing; other rules report both.
+        fragment_depth, fragment_proxy_sessions = totals.get(name, (0, 0))
+        depth = max(depth, above + fragment_depth)
+        proxy_sessions += fragment_proxy_sessions
+    return depth, proxy_sessions
+
+
+def measure(document: DocumentNode) -> Extent:
+    """The extent of `document`'s operations, fragments expanded, in time linear in its size."""
+    fragments = {
+        definition.name.value: _scan(definition.selection_set)
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    # Each fragment is totalled once, after the fragments it spreads: walking every spread
+    # instead is exponential (each fragment spreading the next twice), and an explicit
+    # stack because a chain of fragments can be longer than Python's recursion limit.
+    totals: dict[str, tuple[int, int]] = {}
+    for root in fragments:
+        if root in totals:
+            continue
+        path: list[tuple[str, Iterator[tuple[str, int]]]] = [(root, iter(fragments[root][2]))]
+        on_path = {root}
+        while path:
+            name, pending = path[-1]
+            for spread, _above in pending:
+                if spread in fragments and spread not in totals and spread not in on_path:
+                    path.append((spread, iter(fragments[spread][2])))
+                    on_path.add(spread)
+                    break
+            else:
+                path.pop()
+                on_path.discard(name)
+                totals[name] = _expand(fragments[name], totals)
+    depth = proxy_sessions = 0
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            # One operation executes per request: the largest one bounds it.
+            operation_depth, operation_proxy_sessions = _expand(
+                _scan(definition.selection_set), totals
+            )
+            depth = max(depth, operation_depth)
+            proxy_sessions = max(proxy_sessions, operation_proxy_sessions)
+    return Extent(depth, proxy_sessions)
+
+
+def document_limits_rule(limits: Limits) -> type[ValidationRule]:
+    """A validation rule refusing documents deeper or wider than `limits` allow."""
+
+    class DocumentLimitsRule(ValidationRule):
+        """Refuses a document over the depth or `proxySession` limit, then stops validation."""
+
+        def enter_document(self, node: DocumentNode, *_args: Any) -> None:
+            extent = measure(node)
+            refusals = []
+            if extent.depth > limits.max_depth:
+                refusals.append(
+                    Refusal(
+                        "depth",
+                        f"Query depth {extent.depth} exceeds the maximum of {limits.max_depth}.",
+                    )
+                )
+            if extent.proxy_sessions > limits.max_aliases:
+                refusals.append(
+                    Refusal(
+                        "aliases",
+                        f"Document has {extent.proxy_sessions} {PROXY_SESSION} fields;"
+                        f" the maximum is {limits.max_aliases}.",
+                    )
+                )
+            if refusals:
+                *reported, last = refusals
+                for refusal in reported:
+                    self.report_error(refusal)
+                raise last
+
+    return DocumentLimitsRule
+
+
+class IntrospectionDisabledRule(ValidationRule):
+    """Refuses `__schema` and `__type` (`__typename` stays allowed)."""
+
+    def enter_field(self, node: FieldNode, *_args: Any) -> VisitorAction:
+        named = get_named_type(self.context.get_type())
+        if named is not None and is_introspection_type(named):
+            self.report_error(
+                Refusal(
+                    "introspection",
+                    f"Introspection is disabled on this gateway (field '{node.name.value}').",
+                    node,
+                )
+            )
+            return SKIP  # one error per introspection field asked, not one per nested field
+        return None
+
+
+class IntrospectionDepthRule(MaxIntrospectionDepthRule):
+    """graphql-core's guard against introspection nested to multiply its output, counted."""
+
+    def report_error(self, error: GraphQLError) -> None:
+        """Report graphql-core's error as a refusal, so that the metrics see it."""
+        super().report_error(Refusal("introspection_depth", error.message, error.nodes))
+
+
+def validation_rules(limits: Limits, *, introspection: bool) -> list[type[ASTValidationRule]]:
+    """The gateway's rules, built once per schema (the validation cache keys on them)."""
+    introspection_rule = IntrospectionDepthRule if introspection else IntrospectionDisabledRule
+    return [document_limits_rule(limits), introspection_rule]

@@ -1,0 +1,161 @@
+"""GraphQL over HTTP: `POST` with `application/json` only, every refusal a GraphQL body."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from cross_web import HTTPException, StarletteRequestAdapter
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema import BaseSchema
+from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET
+
+from app.errors import MethodNotAllowed, UnsupportedMediaType
+from app.graphql.context import Context
+from app.graphql.errors import (
+    BAD_REQUEST,
+    VALIDATION_FAILED,
+    error_body,
+    http_result,
+    refused_limits,
+)
+from app.state import get_state
+
+PATH = "/graphql"
+JSON = "application/json"
+# Every other method gets a GraphQL-shaped 405 (or the IDE page) instead of the REST one.
+NOT_POST = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class Refused(Exception):
+    """A request refused before any GraphQL work, answered as a GraphQL error body."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        limit: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.limit, self.headers = limit, headers
+
+    def response(self) -> Response:
+        """The GraphQL response saying so."""
+        return Response(
+            error_body(self.code, self.message),
+            status_code=self.status,
+            media_type=JSON,
+            headers=self.headers,
+        )
+
+
+def _is_json(content_type: str | None) -> bool:
+    # Form and text/plain posts are what a browser sends cross-site without a preflight.
+    media_type = (content_type or "").partition(";")[0].strip().lower()
+    return media_type == JSON
+
+
+class _RequestAdapter(StarletteRequestAdapter):
+    @property
+    def content_type(self) -> str | None:
+        # Media types are case-insensitive; strawberry compares them as written.
+        content_type = super().content_type
+        return None if content_type is None else content_type.lower()
+
+
+class GatewayRouter(GraphQLRouter[Context, None]):
+    """strawberry's FastAPI router, narrowed to JSON POSTs and rendering errors with codes."""
+
+    request_adapter_class = _RequestAdapter
+
+    def __init__(
+        self,
+        schema: BaseSchema,
+        *,
+        graphiql: bool,
+        context_getter: Callable[[Request], Awaitable[Context]],
+    ) -> None:
+        super().__init__(
+            schema,
+            path=PATH,
+            graphql_ide="graphiql" if graphiql else None,
+            allow_queries_via_get=False,
+            context_getter=context_getter,
+            subscription_protocols=(),
+            multipart_uploads_enabled=False,
+        )
+        # Keep strawberry's POST route only: its WebSocket route would run queries past
+        # the HTTP middleware (limits, POST-only), and its GET route answers in plain text.
+        self.routes[:] = [
+            route
+            for route in self.routes
+            if isinstance(route, APIRoute) and "POST" in (route.methods or ())
+        ]
+        self.add_api_route(PATH, self.not_post, methods=NOT_POST, include_in_schema=False)
+
+    async def not_post(self, request: Request) -> Response:
+        """The GraphiQL page for a browser when turned on, else 405: queries are POSTed."""
+        accept = request.headers.get("accept", "")
+        if self.graphql_ide and request.method in {"GET", "HEAD"} and "text/html" in accept:
+            return await self.render_graphql_ide(request)
+        return Refused(
+            MethodNotAllowed.status,
+            MethodNotAllowed.code,
+            "GraphQL is served on POST with Content-Type: application/json.",
+            headers={"Allow": "POST"},
+        ).response()
+
+    # strawberry's `run` is overloaded for WebSockets too, which this router no longer serves.
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """Serve one POST; refusals and strawberry's plain-text errors become GraphQL bodies."""
+        try:
+            if not _is_json(request.headers.get("content-type")):
+                raise Refused(
+                    UnsupportedMediaType.status,
+                    UnsupportedMediaType.code,
+                    "GraphQL requests must have Content-Type: application/json.",
+                )
+            return await super().run(request, context, root_value)
+        except Refused as refused:
+            if refused.limit is not None:
+                get_state(request).metrics.graphql_refusal(refused.limit)
+            return refused.response()
+        except HTTPException as error:  # a malformed body, no query, an unknown operation name
+            return Refused(error.status_code, BAD_REQUEST, error.reason).response()
+
+    def decode_json(self, data: str | bytes) -> object:
+        """The request body, which must be one JSON object (batching is off)."""
+        body = orjson.loads(data)  # orjson's error is a JSONDecodeError: strawberry's 400
+        if isinstance(body, list):
+            raise Refused(
+                400,
+                VALIDATION_FAILED,
+                "Batched requests are not supported: send one operation per request.",
+                limit="batching",
+            )
+        if not isinstance(body, dict):
+            raise Refused(400, BAD_REQUEST, "The request body must be a JSON object.")
+        return body
+
+    def encode_json(self, data: object) -> bytes:
+        """The response body, encoded by orjson."""
+        return orjson.dumps(data)
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        """Give every error its `extensions.code`, and count a refused document."""
+        if result.errors:
+            metrics = get_state(request).metrics
+            for limit in refused_limits(result):
+                metrics.graphql_refusal(limit)
+        return http_result(result)

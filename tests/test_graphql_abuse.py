@@ -1,0 +1,632 @@
+"""Abuse of the GraphQL door, over HTTP against real gateways: refusals make no upstream call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from graphql import Lexer, Source, TokenKind, get_introspection_query, parse
+from prometheus_client.parser import text_string_to_metric_families
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
+
+from app.graphql.limits import Extent, Limits, measure
+from app.settings import Settings
+from tests.conftest import NAME_QUERY, GatewayFactory
+from tests.support.servers import Emulator, Gateway
+
+VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+SESSION_ARGS = "voiceConnectorId: $vc, proxySessionId: $ps"
+VARIABLES = "query Q($vc: ID!, $ps: ID!)"
+
+
+@pytest.fixture
+def limited(gateway_factory: GatewayFactory) -> Gateway:
+    """A gateway with limits lower than the defaults."""
+    return gateway_factory(graphql_max_depth=3, graphql_max_aliases=2, graphql_max_tokens=50)
+
+
+@pytest.fixture
+def introspective(gateway_factory: GatewayFactory) -> Gateway:
+    """A gateway with introspection and GraphiQL on (as `make run` has them)."""
+    return gateway_factory(graphql_introspection=True, graphiql=True)
+
+
+@contextmanager
+def no_upstream_call(emulator: Emulator) -> Iterator[None]:
+    """Assert that the block makes no GetProxySession call."""
+    before = emulator.total_calls()
+    yield
+    assert emulator.total_calls() == before
+
+
+def refusal(reply: httpx.Response) -> str:
+    """The message of a refused document (asserting it was refused before execution)."""
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == VALIDATION_FAILED
+    message: str = body["errors"][0]["message"]
+    return message
+
+
+def refused_total(gateway: Gateway, limit: str) -> float:
+    """`gateway_graphql_refused_total{limit=...}` as the gateway reports it."""
+    for family in text_string_to_metric_families(gateway.client.get("/metrics").text):
+        if family.name == "gateway_graphql_refused":
+            return sum(s.value for s in family.samples if s.labels["limit"] == limit)
+    return 0.0
+
+
+def tokens(document: str) -> int:
+    """Lexer tokens in a document without comments, counted as graphql-core counts them."""
+    lexer, count = Lexer(Source(document)), 0
+    while lexer.advance().kind != TokenKind.EOF:
+        count += 1
+    return count
+
+
+def padded(vc: str, ps: str, total: int) -> str:
+    """A valid document asking one session's name, padded to exactly `total` tokens."""
+    head = f'{{ p: proxySession(voiceConnectorId: "{vc}", proxySessionId: "{ps}") {{ name }} '
+    room = total - tokens(head + "}")
+    pad = " ".join(f"t{i}: __typename" for i in range(room // 3)) + " __typename" * (room % 3)
+    document = f"{head}{pad} }}"
+    assert tokens(document) == total
+    return document
+
+
+def aliases(count: int, selection: str = "name") -> str:
+    """`count` aliased proxySession fields on the variables $vc and $ps."""
+    return " ".join(f"a{i}: proxySession({SESSION_ARGS}) {{ {selection} }}" for i in range(count))
+
+
+def nested(depth: int) -> str:
+    """A proxySession selection `depth` fields deep (past 3 the fields do not exist)."""
+    names = [f"proxySession({SESSION_ARGS})", "participants", "phoneNumber"]
+    names += [f"f{level}" for level in range(4, depth + 1)]
+    selection = names[depth - 1]
+    for name in reversed(names[: depth - 1]):
+        selection = f"{name} {{ {selection} }}"
+    return selection
+
+
+def test_nested_builds_the_depth_it_says() -> None:
+    for depth in (3, 4, 6, 7):
+        document = f"{VARIABLES} {{ {nested(depth)} }}"
+
+        assert measure(parse(document)) == Extent(depth, 1)
+
+
+# Depth
+
+
+def test_depth_at_the_default_limit_is_not_refused_for_depth(
+    gateway: Gateway, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    variables = {"vc": seeded[0], "ps": seeded[1]}
+    before = refused_total(gateway, "depth")
+
+    with no_upstream_call(emulator):
+        body = gateway.graphql(f"{VARIABLES} {{ {nested(6)} }}", variables).json()
+
+    # Nothing this deep exists in the schema: it fails on its fields, not on its depth.
+    assert body["errors"][0]["extensions"]["code"] == VALIDATION_FAILED
+    assert not any("depth" in error["message"] for error in body["errors"])
+    assert refused_total(gateway, "depth") == before
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        f"{VARIABLES} {{ {nested(7)} }}",
+        f"{VARIABLES} {{ ...Q }} fragment Q on Query {{ {nested(7)} }}",
+        f"{VARIABLES} {{ proxySession({SESSION_ARGS}) {{ ...P }} }}"
+        " fragment P on ProxySession { participants { ... on Participant {"
+        " phoneNumber { a { b { c { d } } } } } } }",
+    ],
+    ids=["fields", "fragment", "fragment-and-inline-fragment"],
+)
+def test_depth_past_the_default_limit_is_refused(
+    gateway: Gateway, emulator: Emulator, seeded: tuple[str, str], document: str
+) -> None:
+    before = refused_total(gateway, "depth")
+
+    with no_upstream_call(emulator):
+        reply = gateway.graphql(document, {"vc": seeded[0], "ps": seeded[1]})
+
+    assert refusal(reply) == "Query depth 7 exceeds the maximum of 6."
+    assert len(reply.json()["errors"]) == 1  # validation stopped at the limit
+    assert refused_total(gateway, "depth") == before + 1
+
+
+def test_a_lower_depth_limit_is_honoured(
+    limited: Gateway, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    variables = {"vc": seeded[0], "ps": seeded[1]}
+
+    ok = limited.graphql(f"{VARIABLES} {{ {nested(3)} }}", variables).json()
+    with no_upstream_call(emulator):
+        refused = limited.graphql(f"{VARIABLES} {{ {nested(4)} }}", variables)
+
+    assert ok["data"]["proxySession"]["participants"][0] == {"phoneNumber": "+12065550100"}
+    assert refusal(refused) == "Query depth 4 exceeds the maximum of 3."
+
+
+def test_a_valid_document_over_the_depth_limit_is_never_executed(
+    gateway_factory: GatewayFactory, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    shallow = gateway_factory(graphql_max_depth=2)
+
+    with no_upstream_call(emulator):
+        reply = shallow.graphql(
+            f"{VARIABLES} {{ {nested(3)} }}", {"vc": seeded[0], "ps": seeded[1]}
+        )
+
+    assert refusal(reply) == "Query depth 3 exceeds the maximum of 2."
+
+
+# proxySession fields (the upstream fan-out)
+
+
+def test_twenty_proxy_session_fields_are_served(gateway: Gateway, seeded: tuple[str, str]) -> None:
+    reply = gateway.graphql(f"{VARIABLES} {{ {aliases(20)} }}", {"vc": seeded[0], "ps": seeded[1]})
+
+    assert reply.json() == {"data": {f"a{i}": {"name": "order-1234"} for i in range(20)}}
+
+
+FRAGMENT_7 = f"fragment F on Query {{ {aliases(7)} }}"
+PS = f"proxySession({SESSION_ARGS}) {{ name }}"
+
+
+@pytest.mark.parametrize(
+    ("document", "count"),
+    [
+        (f"{VARIABLES} {{ {aliases(21)} }}", 21),
+        (f"{VARIABLES} {{ {' '.join([PS] * 21)} }}", 21),  # merged when executed, still counted
+        (f"{VARIABLES} {{ ...F ...F ...F }} {FRAGMENT_7}", 21),
+        (f"{VARIABLES} {{ {' '.join(f'... on Query {{ i{i}: {PS} }}' for i in range(21))} }}", 21),
+        (
+            f"{VARIABLES} {{ ...A ...A ...A }} fragment A on Query {{ ...B ...B }}"
+            f" fragment B on Query {{ b1: {PS} b2: {PS} ... on Query {{ b3: {PS} b4: {PS} }} }}",
+            24,
+        ),
+    ],
+    ids=["aliases", "unaliased", "fragment-3x7", "inline-fragments", "nested-3x2x4"],
+)
+def test_past_twenty_proxy_session_fields_is_refused(
+    gateway: Gateway, emulator: Emulator, seeded: tuple[str, str], document: str, count: int
+) -> None:
+    before = refused_total(gateway, "aliases")
+
+    with no_upstream_call(emulator):
+        reply = gateway.graphql(document, {"vc": seeded[0], "ps": seeded[1]})
+
+    assert refusal(reply) == f"Document has {count} proxySession fields; the maximum is 20."
+    assert refused_total(gateway, "aliases") == before + 1
+
+
+def test_any_operation_over_the_limit_refuses_the_document(
+    gateway: Gateway, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    # Validation (and its cache) is per document: whichever operation is named, none over.
+    document = f"{VARIABLES} {{ {aliases(1)} }} query R($vc: ID!, $ps: ID!) {{ {aliases(21)} }}"
+    variables = {"vc": seeded[0], "ps": seeded[1]}
+
+    with no_upstream_call(emulator):
+        reply = gateway.client.post(
+            "/graphql", json={"query": document, "variables": variables, "operationName": "Q"}
+        )
+
+    assert refusal(reply) == "Document has 21 proxySession fields; the maximum is 20."
+
+
+def test_fragments_spread_several_times_count_each_time(
+    gateway: Gateway, seeded: tuple[str, str]
+) -> None:
+    document = f"{VARIABLES} {{ ...F ...F ...F ...F }} fragment F on Query {{ {aliases(5)} }}"
+
+    reply = gateway.graphql(document, {"vc": seeded[0], "ps": seeded[1]})
+
+    assert reply.json() == {"data": {f"a{i}": {"name": "order-1234"} for i in range(5)}}
+
+
+def test_operations_are_limited_one_by_one_not_summed(
+    gateway: Gateway, seeded: tuple[str, str]
+) -> None:
+    document = (
+        f"{VARIABLES} {{ {aliases(20)} }} query R($vc: ID!, $ps: ID!) {{ {aliases(20, 'status')} }}"
+    )
+
+    reply = gateway.client.post(
+        "/graphql",
+        json={
+            "query": document,
+            "variables": {"vc": seeded[0], "ps": seeded[1]},
+            "operationName": "R",
+        },
+    )
+
+    assert reply.json() == {"data": {f"a{i}": {"status": "OPEN"} for i in range(20)}}
+
+
+def test_a_lower_proxy_session_limit_is_honoured(
+    limited: Gateway, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    variables = {"vc": seeded[0], "ps": seeded[1]}
+    fragment = f"fragment F on Query {{ {PS} }}"
+
+    ok = limited.graphql(f"{VARIABLES} {{ ...F ...F }} {fragment}", variables).json()
+    with no_upstream_call(emulator):
+        refused = limited.graphql(f"{VARIABLES} {{ ...F ...F ...F }} {fragment}", variables)
+
+    assert ok == {"data": {"proxySession": {"name": "order-1234"}}}
+    assert refusal(refused) == "Document has 3 proxySession fields; the maximum is 2."
+
+
+def test_a_fragment_bomb_is_refused_at_once(
+    gateway: Gateway, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    # Each fragment spreads the next twice: 2**60 fields. A walk that follows every spread
+    # (strawberry's limiters up to at least 0.341.2) would never finish.
+    chain = " ".join(f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(60))
+    document = f"{VARIABLES} {{ ...F0 }} {chain} fragment F60 on Query {{ {PS} }}"
+
+    started = time.monotonic()
+    with no_upstream_call(emulator):
+        reply = gateway.graphql(document, {"vc": seeded[0], "ps": seeded[1]})
+
+    assert refusal(reply) == f"Document has {2**60} proxySession fields; the maximum is 20."
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (
+            "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }",
+            "Cannot spread fragment 'A' within itself via 'B'.",
+        ),
+        ("{ ...Missing }", "Unknown fragment 'Missing'."),
+    ],
+    ids=["cycle", "unknown"],
+)
+def test_broken_fragments_are_validation_errors(
+    gateway: Gateway, document: str, message: str
+) -> None:
+    assert refusal(gateway.graphql(document)) == message
+
+
+# Tokens
+
+
+def test_tokens_up_to_the_limit_are_served_and_past_it_refused(
+    gateway: Gateway, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    before = refused_total(gateway, "tokens")
+
+    with no_upstream_call(emulator):
+        refused = gateway.graphql(padded(*seeded, 2001))
+    served = gateway.graphql(padded(*seeded, 2000)).json()
+
+    assert refusal(refused) == "Document exceeds the maximum of 2000 tokens."
+    assert served["data"]["p"] == {"name": "order-1234"}
+    assert refused_total(gateway, "tokens") == before + 1
+
+
+def test_comments_count_as_tokens(gateway: Gateway, emulator: Emulator) -> None:
+    with no_upstream_call(emulator):
+        reply = gateway.graphql("{ __typename }" + "\n#" * 2000)
+
+    assert refusal(reply) == "Document exceeds the maximum of 2000 tokens."
+
+
+def test_a_lower_token_limit_is_honoured(
+    limited: Gateway, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    with no_upstream_call(emulator):
+        refused = limited.graphql(padded(*seeded, 51))
+    served = limited.graphql(padded(*seeded, 50)).json()
+
+    assert refusal(refused) == "Document exceeds the maximum of 50 tokens."
+    assert served["data"]["p"] == {"name": "order-1234"}
+
+
+# The same document, refused every time
+
+
+@pytest.mark.parametrize(
+    ("limit", "document"),
+    [
+        ("depth", f"{VARIABLES} {{ {nested(7)} }}"),
+        ("aliases", f"{VARIABLES} {{ {aliases(21)} }}"),
+        ("tokens", "{ " + "__typename " * 2001 + "}"),
+        ("introspection", "{ __schema { queryType { name } } }"),
+    ],
+)
+def test_a_refused_document_is_refused_again(
+    gateway: Gateway, emulator: Emulator, seeded: tuple[str, str], limit: str, document: str
+) -> None:
+    variables = {"vc": seeded[0], "ps": seeded[1]}
+    before = refused_total(gateway, limit)
+
+    with no_upstream_call(emulator):
+        first = refusal(gateway.graphql(document, variables))
+        second = refusal(gateway.graphql(document, variables))
+
+    assert first == second
+    assert refused_total(gateway, limit) == before + 2
+
+
+# Batching, introspection, suggestions
+
+
+def test_a_batch_is_refused(gateway: Gateway, emulator: Emulator, seeded: tuple[str, str]) -> None:
+    operation = {"query": NAME_QUERY, "variables": {"vc": seeded[0], "ps": seeded[1]}}
+    before = refused_total(gateway, "batching")
+
+    with no_upstream_call(emulator):
+        reply = gateway.client.post("/graphql", json=[operation, operation])
+
+    assert reply.status_code == 400
+    assert reply.headers["content-type"] == "application/json"
+    error = reply.json()["errors"][0]
+    assert error["extensions"]["code"] == VALIDATION_FAILED
+    assert "Batched requests are not supported" in error["message"]
+    assert refused_total(gateway, "batching") == before + 1
+
+
+def test_introspection_is_refused_by_default_but_typename_works(
+    gateway: Gateway, emulator: Emulator
+) -> None:
+    before = refused_total(gateway, "introspection")
+
+    with no_upstream_call(emulator):
+        refused = gateway.graphql('{ __type(name: "ProxySession") { name } }')
+    typename = gateway.graphql("{ __typename }").json()
+
+    assert refusal(refused) == "Introspection is disabled on this gateway (field '__type')."
+    assert typename == {"data": {"__typename": "Query"}}
+    assert refused_total(gateway, "introspection") == before + 1
+
+
+def test_graphiqls_introspection_works_when_turned_on(introspective: Gateway) -> None:
+    query = get_introspection_query(
+        descriptions=True,
+        specified_by_url=True,
+        directive_is_repeatable=True,
+        schema_description=True,
+        input_value_deprecation=True,
+    )
+
+    body = introspective.graphql(query).json()
+
+    assert "errors" not in body
+    assert body["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
+def test_introspection_nested_to_multiply_is_refused_when_turned_on(
+    introspective: Gateway,
+) -> None:
+    document = "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }"
+    before = refused_total(introspective, "introspection_depth")
+
+    assert refusal(introspective.graphql(document)) == "Maximum introspection depth exceeded"
+    assert refused_total(introspective, "introspection_depth") == before + 1
+
+
+TYPOS = [
+    '{ proxySesion(voiceConnectorId: "a", proxySessionId: "b") { name } }',
+    '{ proxySession(voiceConnectorID: "a", proxySessionId: "b") { name } }',
+    '{ proxySession(voiceConnectorId: "a", proxySessionId: "b") { nme } }',
+    'query Q($vc: Id!) { proxySession(voiceConnectorId: $vc, proxySessionId: "b") { name } }',
+    '{ proxySession(voiceConnectorId: "a", proxySessionId: "b") { ... on ProxySesion { name } } }',
+    "fragment F on ProxySesion { name } { ...F }",
+    '{ proxySession(voiceConnectorId: "a", proxySessionId: "b") { name @skip(iff: true) } }',
+    '{ proxySession(voiceConnectorId: "a", proxySessionId: "b") { name @skipp(if: true) } }',
+    "query Q($s: ProxySessionStatus = OPN) { __typename }",
+    "{ __schema { typess { name } } }",
+]
+
+
+@pytest.mark.parametrize("document", TYPOS)
+def test_no_suggestions_are_ever_made(
+    gateway: Gateway, introspective: Gateway, emulator: Emulator, document: str
+) -> None:
+    with no_upstream_call(emulator):
+        replies = [gateway.graphql(document), introspective.graphql(document)]
+
+    for reply in replies:
+        assert reply.json()["errors"][0]["extensions"]["code"] == VALIDATION_FAILED
+        assert "did you mean" not in reply.text.lower()
+
+
+# GraphQL over HTTP: POST with application/json only
+
+
+def test_a_query_over_get_is_405(
+    gateway: Gateway, introspective: Gateway, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    vc, ps = seeded
+    query = f'{{ proxySession(voiceConnectorId: "{vc}", proxySessionId: "{ps}") {{ name }} }}'
+
+    with no_upstream_call(emulator):
+        replies = [
+            g.client.get("/graphql", params={"query": query}) for g in (gateway, introspective)
+        ]
+
+    for reply in replies:
+        assert reply.status_code == 405
+        assert reply.headers["allow"] == "POST"
+        assert reply.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+        assert "order-1234" not in reply.text
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+def test_other_methods_are_405(gateway: Gateway, method: str) -> None:
+    reply = gateway.client.request(method, "/graphql", json={"query": "{ __typename }"})
+
+    assert reply.status_code == 405
+    assert reply.headers["allow"] == "POST"
+    assert reply.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+@pytest.mark.parametrize(
+    "request_kwargs",
+    [
+        {"data": {"query": NAME_QUERY}},
+        {"files": {"operations": ("operations", b'{"query": "{ __typename }"}')}},
+        {"content": b'{"query": "{ __typename }"}', "headers": {"content-type": "text/plain"}},
+        {"content": b'{"query": "{ __typename }"}'},
+    ],
+    ids=["form", "multipart", "text-plain", "no-content-type"],
+)
+def test_non_json_posts_are_415(
+    gateway: Gateway, emulator: Emulator, request_kwargs: dict[str, Any]
+) -> None:
+    with no_upstream_call(emulator):
+        reply = gateway.client.post("/graphql", **request_kwargs)
+
+    assert reply.status_code == 415
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.json()["errors"][0]["extensions"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON"])
+def test_json_media_type_parameters_and_case_are_fine(gateway: Gateway, content_type: str) -> None:
+    reply = gateway.client.post(
+        "/graphql", content=b'{"query": "{ __typename }"}', headers={"content-type": content_type}
+    )
+
+    assert reply.json() == {"data": {"__typename": "Query"}}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"query": ', "Unable to parse request body as JSON"),
+        (b"\xff\xfe", "Unable to parse request body as JSON"),
+        (b'"{ __typename }"', "The request body must be a JSON object."),
+        (b"null", "The request body must be a JSON object."),
+        (b"{}", "No GraphQL query found in the request"),
+        (b'{"query": 1}', "The GraphQL operation's `query` must be a string or null, if provided."),
+        (b'{"query": "{ __typename }", "variables": []}', "`variables` must be an object"),
+        (
+            b'{"query": "{ __typename }", "operationName": "Nope"}',
+            'Unknown operation named "Nope".',
+        ),
+    ],
+)
+def test_malformed_bodies_are_400_graphql_errors(
+    gateway: Gateway, body: bytes, message: str
+) -> None:
+    reply = gateway.client.post(
+        "/graphql", content=body, headers={"content-type": "application/json"}
+    )
+
+    assert reply.status_code == 400
+    assert reply.headers["content-type"] == "application/json"
+    error = reply.json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+    assert message in error["message"]
+
+
+def test_graphiql_is_only_a_browser_page_when_turned_on(introspective: Gateway) -> None:
+    page = introspective.client.get("/graphql", headers={"Accept": "text/html"})
+    api = introspective.client.get("/graphql", headers={"Accept": "application/json"})
+
+    assert page.status_code == 200
+    assert "graphiql" in page.text.lower()
+    assert api.status_code == 405
+
+
+def test_websockets_are_not_served(gateway: Gateway) -> None:
+    url = gateway.url.replace("http://", "ws://") + "/graphql"
+
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=5).close()
+
+    assert refused.value.response.status_code == 403
+
+
+# Phone numbers
+
+
+def test_phone_numbers_are_masked_in_graphql_only(
+    gateway_factory: GatewayFactory, seeded: tuple[str, str]
+) -> None:
+    masking = gateway_factory(mask_phone_numbers="graphql")
+    participants = "participants { phoneNumber proxyPhoneNumber }"
+    query = f"{VARIABLES} {{ proxySession({SESSION_ARGS}) {{ {participants} }} }}"
+
+    body = masking.graphql(query, {"vc": seeded[0], "ps": seeded[1]}).json()
+    rest = masking.get_session(*seeded).json()
+
+    assert body["data"]["proxySession"]["participants"] == [
+        {"phoneNumber": "+*******0100", "proxyPhoneNumber": "+*******0199"},
+        {"phoneNumber": "+*******0101", "proxyPhoneNumber": "+*******0199"},
+    ]
+    assert rest["ProxySession"]["Participants"][0]["PhoneNumber"] == "+12065550100"
+
+
+def test_phone_numbers_are_masked_in_graphql_when_masking_all(
+    gateway_factory: GatewayFactory, seeded: tuple[str, str]
+) -> None:
+    masking = gateway_factory(mask_phone_numbers="all")
+    query = f"{VARIABLES} {{ proxySession({SESSION_ARGS}) {{ participants {{ phoneNumber }} }} }}"
+
+    body = masking.graphql(query, {"vc": seeded[0], "ps": seeded[1]}).json()
+
+    assert body["data"]["proxySession"]["participants"][0] == {"phoneNumber": "+*******0100"}
+
+
+# The limit walk itself
+
+
+def test_the_default_limits_are_the_settings_defaults() -> None:
+    fields = Settings.model_fields
+
+    assert Limits() == Limits(
+        max_depth=fields["graphql_max_depth"].default,
+        max_aliases=fields["graphql_max_aliases"].default,
+        max_tokens=fields["graphql_max_tokens"].default,
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "extent"),
+    [
+        ("{ __typename }", Extent(1, 0)),
+        (
+            "{ a: proxySession { b: name } proxySession { participants { phoneNumber } } }",
+            Extent(3, 2),
+        ),
+        (
+            "{ ...F ...F } fragment F on Query { proxySession { ...G } }"
+            " fragment G on X { a { b } }",
+            Extent(3, 2),
+        ),
+        ("{ __schema { types { fields { type { ofType { name } } } } } }", Extent(1, 0)),
+        ("query A { proxySession { a } } query B { x { y { z } } }", Extent(3, 1)),
+        (
+            "{ ...A } fragment A on Query { proxySession ...B } fragment B on Query { ...A }",
+            Extent(1, 1),
+        ),
+        ("{ ...Missing proxySession }", Extent(1, 1)),
+        ("fragment Unused on Query { proxySession { a { b { c } } } }", Extent(0, 0)),
+    ],
+)
+def test_measure(document: str, extent: Extent) -> None:
+    assert measure(parse(document)) == extent
+
+
+def test_measure_walks_a_chain_longer_than_the_stack() -> None:
+    chain = " ".join(f"fragment F{i} on Query {{ a {{ ...F{i + 1} }} }}" for i in range(3000))
+    document = parse(f"{{ ...F0 }} {chain} fragment F3000 on Query {{ proxySession }}")
+
+    assert measure(document) == Extent(3001, 1)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import NAME_QUERY, GatewayFactory
 from tests.support.servers import Emulator, Gateway
@@ -119,14 +118,7 @@ def test_tokens_file_is_read_one_per_line(
 
 def test_refusals_are_counted_by_reason(secured: Gateway, seeded: tuple[str, str]) -> None:
     def count(reason: str) -> float:
-        text = secured.client.get("/metrics").text
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == "gateway_auth_failures_total" and sample.labels == {
-                    "reason": reason
-                }:
-                    return sample.value
-        return 0.0
+        return secured.metric("gateway_auth_failures_total", reason=reason)
 
     missing, invalid = count("missing"), count("invalid_token")
     secured.get_session(*seeded)

@@ -3,16 +3,7 @@
 from __future__ import annotations
 
 from app.breaker import BreakerState, CircuitBreaker
-
-
-class Clock:
-    """A monotonic clock that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 class States:

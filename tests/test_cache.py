@@ -3,16 +3,7 @@
 from __future__ import annotations
 
 from app.cache import TtlCache
-
-
-class Clock:
-    """A monotonic clock that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 def test_entry_is_fresh_then_stale_then_gone() -> None:

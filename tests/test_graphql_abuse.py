@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 from graphql import Lexer, Source, TokenKind, get_introspection_query, parse
-from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
@@ -57,10 +56,7 @@ def refusal(reply: httpx.Response) -> str:
 
 def refused_total(gateway: Gateway, limit: str) -> float:
     """`gateway_graphql_refused_total{limit=...}` as the gateway reports it."""
-    for family in text_string_to_metric_families(gateway.client.get("/metrics").text):
-        if family.name == "gateway_graphql_refused":
-            return sum(s.value for s in family.samples if s.labels["limit"] == limit)
-    return 0.0
+    return gateway.metric("gateway_graphql_refused_total", limit=limit)
 
 
 def tokens(document: str) -> int:

@@ -13,7 +13,6 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
-from prometheus_client.parser import text_string_to_metric_families
 
 from app.auth.jwks import MAX_JWKS_BYTES, REFETCH_LIMIT, JwksClient, JwksError, parse_jwks
 from app.observability.metrics import Metrics
@@ -75,16 +74,6 @@ def secured(gateway_factory: GatewayFactory, jwks_server: JwksServer, keys: Keys
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def _metric(gateway: Gateway, name: str, **labels: str) -> float:
-    text = gateway.client.get("/metrics").text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
-    )
 
 
 def _vars(key: tuple[str, str]) -> dict[str, str]:
@@ -157,7 +146,7 @@ def test_a_refused_jwt_gets_401_and_is_counted_by_reason(
     secured: Gateway, emulator: Emulator, seeded: tuple[str, str], keys: Keys, case: str
 ) -> None:
     build, reason = REFUSED[case]
-    before = _metric(secured, "gateway_auth_failures_total", reason=reason)
+    before = secured.metric("gateway_auth_failures_total", reason=reason)
 
     reply = secured.get_session(*seeded, headers=_bearer(build(keys)))
 
@@ -167,7 +156,7 @@ def test_a_refused_jwt_gets_401_and_is_counted_by_reason(
     body = reply.json()
     assert body["code"] == "UNAUTHENTICATED"
     assert body["detail"] == "A valid bearer token is required."  # the same whatever the reason
-    assert _metric(secured, "gateway_auth_failures_total", reason=reason) == before + 1
+    assert secured.metric("gateway_auth_failures_total", reason=reason) == before + 1
     assert emulator.calls(*seeded) == 0
 
 
@@ -238,8 +227,8 @@ def test_metrics_count_auth_failures_and_jwks_fetches(
     secured.get_session(*seeded, headers=_bearer(keys.rsa.sign(claims())))
     secured.get_session(*seeded, headers=_bearer(keys.rsa.sign(claims(exp=_now() - 120))))
 
-    assert _metric(secured, "gateway_jwks_fetches_total", outcome="ok") >= 1
-    assert _metric(secured, "gateway_auth_failures_total", reason="expired") >= 1
+    assert secured.metric("gateway_jwks_fetches_total", outcome="ok") >= 1
+    assert secured.metric("gateway_auth_failures_total", reason="expired") >= 1
 
 
 def test_a_rotated_key_works_at_once_with_one_shared_refetch(
@@ -270,7 +259,7 @@ def test_a_flood_of_made_up_kids_refetches_at_most_three_times_a_minute(
     gateway = _jwt_gateway(gateway_factory, jwks_server.url("flood"))
     assert gateway.get_session(*seeded, headers=_bearer(keys.rsa.sign(claims()))).status_code == 200
     assert jwks_server.requests("flood") == 1
-    limited = _metric(gateway, "gateway_jwks_fetches_total", outcome="rate_limited")
+    limited = gateway.metric("gateway_jwks_fetches_total", outcome="rate_limited")
 
     for i in range(20):
         made_up = _bearer(keys.rogue.sign(claims(), kid=f"made-up-{i}"))
@@ -279,7 +268,7 @@ def test_a_flood_of_made_up_kids_refetches_at_most_three_times_a_minute(
         assert gateway.get_session(*seeded, headers=valid).status_code == 200
 
     assert jwks_server.requests("flood") == 1 + REFETCH_LIMIT
-    rate_limited = _metric(gateway, "gateway_jwks_fetches_total", outcome="rate_limited")
+    rate_limited = gateway.metric("gateway_jwks_fetches_total", outcome="rate_limited")
     assert rate_limited - limited == 20 - REFETCH_LIMIT
 
 
@@ -292,7 +281,7 @@ def test_a_jwks_down_at_start_leaves_static_tokens_working_and_jwts_wait_for_it(
 
     assert gateway.get_session(*seeded, headers=_bearer(STATIC)).status_code == 200
     assert gateway.get_session(*seeded, headers=token).status_code == 401
-    assert _metric(gateway, "gateway_jwks_fetches_total", outcome="error") >= 1
+    assert gateway.metric("gateway_jwks_fetches_total", outcome="error") >= 1
 
     late = JwksServer(port=port)
     try:

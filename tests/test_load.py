@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import NAME_QUERY, GatewayFactory, session_with
 from tests.support.servers import Emulator, Gateway
@@ -31,13 +30,6 @@ def _rss_bytes(gateway: Gateway) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS")
-
-
-def _gauge(gateway: Gateway, name: str) -> float:
-    text = gateway.client.get("/metrics").text
-    return next(
-        s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name
-    )
 
 
 async def _load(
@@ -97,7 +89,7 @@ def test_load_with_faults_gives_no_500_bounded_memory_and_no_leaked_tasks(
     ]
     for k, fault in zip(faulty, faults, strict=True):
         emulator.fault(*k, **fault)
-    tasks_before = _gauge(gateway, "gateway_event_loop_tasks")
+    tasks_before = gateway.metric("gateway_event_loop_tasks")
     rss_before = _rss_bytes(gateway)
 
     statuses = asyncio.run(_load(gateway, hot, faulty))
@@ -108,9 +100,9 @@ def test_load_with_faults_gives_no_500_bounded_memory_and_no_leaked_tasks(
     assert statuses[404] > CACHE_BOUND  # the flood went past the cache bound
     assert set(statuses) <= ALLOWED, statuses
     assert statuses[500] == 0
-    assert _gauge(gateway, "gateway_cache_entries") <= CACHE_BOUND
+    assert gateway.metric("gateway_cache_entries") <= CACHE_BOUND
     # A cache entry is a few KiB at most: 2000 of them, plus allocator slack.
     assert rss_after - rss_before < 64 * 1024 * 1024, (rss_before, rss_after)
-    assert _gauge(gateway, "gateway_event_loop_tasks") <= tasks_before + 2
-    assert _gauge(gateway, "gateway_http_requests_in_flight") == 1  # the scrape itself
+    assert gateway.metric("gateway_event_loop_tasks") <= tasks_before + 2
+    assert gateway.metric("gateway_http_requests_in_flight") == 1  # the scrape itself
     assert gateway.process.poll() is None

@@ -7,9 +7,8 @@ import time
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import GatewayFactory, session_with
+from tests.conftest import NAME_QUERY, GatewayFactory, session_with
 from tests.support.servers import Emulator, Gateway
 
 BREAKER = {"breaker_failure_threshold": 3, "breaker_reset_seconds": 1, "upstream_max_attempts": 1}
@@ -17,16 +16,6 @@ BREAKER = {"breaker_failure_threshold": 3, "breaker_reset_seconds": 1, "upstream
 
 def _path(vc: str, ps: str) -> str:
     return f"/v1/voice-connectors/{vc}/proxy-sessions/{ps}"
-
-
-def _metric(gateway: Gateway, name: str, **labels: str) -> float:
-    text = gateway.client.get("/metrics").text
-    return sum(
-        s.value
-        for f in text_string_to_metric_families(text)
-        for s in f.samples
-        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-    )
 
 
 async def _gather(url: str, paths: list[str]) -> list[httpx.Response]:
@@ -45,13 +34,16 @@ def test_breaker_opens_after_consecutive_faults_and_stops_upstream_calls(
     failing = [gateway.get_session(key[0], f"{key[1]}-{i}") for i in range(3)]
     before = emulator.total_calls()
     refused = [gateway.get_session(key[0], f"{key[1]}-x{i}") for i in range(5)]
+    gql = gateway.graphql(NAME_QUERY, {"vc": key[0], "ps": f"{key[1]}-gql"}).json()
 
     assert [r.status_code for r in failing] == [503] * 3
     assert [r.json()["code"] for r in failing] == ["SERVICE_UNAVAILABLE"] * 3
     assert [r.json()["code"] for r in refused] == ["CIRCUIT_OPEN"] * 5
     assert all(int(r.headers["retry-after"]) >= 1 for r in refused)
+    assert gql["data"] == {"proxySession": None}
+    assert gql["errors"][0]["extensions"]["code"] == "CIRCUIT_OPEN"
     assert emulator.total_calls() == before  # no upstream call while open
-    assert _metric(gateway, "gateway_breaker_state") == 1
+    assert gateway.metric("gateway_breaker_state") == 1
 
 
 def test_open_breaker_serves_stale_entries(
@@ -92,7 +84,7 @@ def test_after_the_reset_time_one_probe_decides(
     assert codes.count("CIRCUIT_OPEN") == 19
     assert emulator.total_calls() - before == 1
     assert gateway.get_session(key[0], f"{key[1]}-after").json()["code"] == "NOT_FOUND"
-    assert _metric(gateway, "gateway_breaker_state") == 0
+    assert gateway.metric("gateway_breaker_state") == 0
 
 
 def test_client_errors_never_open_the_breaker(
@@ -105,7 +97,7 @@ def test_client_errors_never_open_the_breaker(
     missing = [gateway.get_session(key[0], f"{key[1]}-missing-{i}") for i in range(5)]
 
     assert [r.status_code for r in missing] == [404] * 5
-    assert _metric(gateway, "gateway_breaker_state") == 0
+    assert gateway.metric("gateway_breaker_state") == 0
 
 
 def test_partial_outage_leaves_healthy_keys_served(
@@ -145,7 +137,7 @@ def test_retry_budget_caps_retries_in_a_5xx_storm(
     calls = emulator.total_calls() - before
     assert {r.status_code for r in replies} == {502}
     assert calls <= 50 + 0.2 * 50 + 3  # without the budget: 150
-    assert _metric(gateway, "gateway_upstream_retries_total", outcome="budget_exhausted") > 0
+    assert gateway.metric("gateway_upstream_retries_total", outcome="budget_exhausted") > 0
 
 
 def test_concurrent_upstream_calls_are_capped(

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
@@ -125,6 +126,16 @@ class Gateway:
     ) -> httpx.Response:
         """POST a GraphQL document with variables."""
         return self.client.post("/graphql", json={"query": query, "variables": variables}, **kwargs)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Scrape /metrics and sum the samples called `name` that carry these label values."""
+        text = self.client.get("/metrics").text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        )
 
     def log_lines(self) -> list[str]:
         """Everything the process wrote to stdout and stderr so far."""

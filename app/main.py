@@ -18,6 +18,7 @@ from app.observability import logs
 from app.observability.metrics import Metrics
 from app.observability.middleware import ObservabilityMiddleware
 from app.rest import errors as rest_errors
+from app.rest.fast_path import RestFastPath
 from app.rest.routes import router as rest_router
 from app.security_headers import GraphQLCorsMiddleware, SecurityHeadersMiddleware
 from app.service import ProxySessionService
@@ -68,13 +69,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        # The gateway exports its own Prometheus metrics; FastAPI's OpenTelemetry hooks
+        # would check the environment on every request for nothing.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.gateway = state
     app.include_router(rest_router)
     app.include_router(build_router(settings), tags=["graphql"], include_in_schema=False)
     app.include_router(ops.router)
     rest_errors.install(app)
-    # Added innermost first: security headers, observability, limits, CORS, then auth.
+    # add_middleware wraps what is there, so the last added runs first. A request meets:
+    # security headers, observability, limits, CORS, auth, the REST fast path, FastAPI.
+    app.add_middleware(RestFastPath, state=state)
     if authenticator is not None:
         app.add_middleware(AuthMiddleware, authenticator=authenticator)
     if settings.cors_origins:

@@ -47,8 +47,26 @@ class ProxySessionService:
         self._flights: SingleFlight[SessionKey, SessionRecord] = SingleFlight()
         self._mask_all = settings.mask_phone_numbers == "all"
 
+    def fresh_hit(self, key: SessionKey) -> Lookup | None:
+        """The session for `key` if the cache holds it fresh, counted as a hit; else None.
+
+        No await, no upstream: the fast path of every repeated request.
+        """
+        entry = self._cache.get(key)
+        if entry is None:
+            return None
+        value = entry.value
+        now = self._cache.timer()
+        if isinstance(value, NotFound) or now >= entry.fresh_until:
+            return None
+        ttl = _seconds(entry.fresh_until - now)
+        self._observer.cache_result("hit")
+        return Lookup(value, "hit", ttl, f"{CACHE_NAME}; hit; ttl={ttl}")
+
     async def get(self, key: SessionKey, *, revalidate: bool = False) -> Lookup:
         """The session for `key`; `revalidate` skips a fresh entry (but still coalesces)."""
+        if not revalidate and (hit := self.fresh_hit(key)) is not None:
+            return hit
         now = self._cache.timer()
         entry = self._cache.get(key)
         if entry is not None and not revalidate and entry.fresh(now):
@@ -57,8 +75,6 @@ class ProxySessionService:
             if isinstance(value, NotFound):
                 self._observer.cache_result("negative")
                 raise _with_status(NotFound(value.detail), f"{CACHE_NAME}; hit; ttl={ttl}")
-            self._observer.cache_result("hit")
-            return Lookup(value, "hit", ttl, f"{CACHE_NAME}; hit; ttl={ttl}")
         task, leader = self._flights.join(key, lambda: self._fill(key))
         try:
             record = await _shielded(task)

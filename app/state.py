@@ -49,5 +49,15 @@ def get_service(request: Request) -> ProxySessionService:
     return service
 
 
-StateDep = Annotated[AppState, Depends(get_state)]
-ServiceDep = Annotated[ProxySessionService, Depends(get_service)]
+# FastAPI runs a plain `def` dependency in a worker thread: these are async so a request
+# never pays a thread hop to read the state.
+async def _state_dependency(request: Request) -> AppState:
+    return get_state(request)
+
+
+async def _service_dependency(request: Request) -> ProxySessionService:
+    return get_service(request)
+
+
+StateDep = Annotated[AppState, Depends(_state_dependency)]
+ServiceDep = Annotated[ProxySessionService, Depends(_service_dependency)]

@@ -233,3 +233,24 @@ def test_unknown_route_and_wrong_method_are_problems(gateway: Gateway) -> None:
     assert missing.json()["code"] == "NOT_FOUND"
     assert wrong.status_code == 405
     assert wrong.json()["code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_a_hit_answers_exactly_like_the_route_does(
+    gateway: Gateway, seeded: tuple[str, str]
+) -> None:
+    """Hits are served below FastAPI (app/rest/fast_path.py): same bytes, same headers."""
+    miss = gateway.get_session(*seeded)
+    hit = gateway.get_session(*seeded)
+    etag = hit.headers["etag"]
+    slow_304 = gateway.get_session(
+        *seeded, headers={"If-None-Match": etag, "Cache-Control": "no-cache"}
+    )
+    fast_304 = gateway.get_session(*seeded, headers={"If-None-Match": etag})
+
+    assert hit.headers["cache-status"].startswith("proxy-gateway; hit")
+    assert hit.content == miss.content
+    assert sorted(hit.headers.keys()) == sorted(miss.headers.keys())
+    assert hit.headers["content-type"] == miss.headers["content-type"]
+    assert hit.headers["content-length"] == miss.headers["content-length"]
+    assert (slow_304.status_code, fast_304.status_code) == (304, 304)
+    assert sorted(fast_304.headers.keys()) == sorted(slow_304.headers.keys())

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from app.types import CacheResult
 
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+# What the log redaction treats as a phone number (see app.observability.logs).
+_PHONE_LIKE = re.compile(r"\+[1-9]\d{6,14}|[1-9]\d{9,14}")
 
 
 @dataclass(slots=True)
@@ -30,7 +32,8 @@ def request_id_from(header: bytes | None) -> str:
             text = header.decode("ascii")
         except UnicodeDecodeError:
             text = ""
-        if _SANE_REQUEST_ID.fullmatch(text):
+        # A caller's id is logged: one that could carry a phone number is not kept.
+        if _SANE_REQUEST_ID.fullmatch(text) and not _PHONE_LIKE.search(text):
             return text
     return uuid.uuid4().hex
 

@@ -22,6 +22,7 @@ class Metrics:
     def __init__(self) -> None:
         # `_created` series double the scrape for no operational use.
         disable_created_metrics()  # type: ignore[no-untyped-call]
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -132,9 +133,17 @@ class Metrics:
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Record one served HTTP request."""
-        code = str(status)
-        self.requests.labels(route, method, code).inc()
-        self.request_seconds.labels(route, method, code).observe(seconds)
+        children = self._request_children.get((route, method, status))
+        if children is None:
+            code = str(status)
+            children = (
+                self.requests.labels(route, method, code),
+                self.request_seconds.labels(route, method, code),
+            )
+            # Bounded: route templates x methods x statuses, all from fixed sets.
+            self._request_children[(route, method, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def graphql_operation(self, operation_type: str, outcome: str) -> None:
         """Record one executed GraphQL operation."""

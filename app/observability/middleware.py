@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.asgi import header
 from app.errors import InternalError
 from app.observability.context import RequestContext, current, request_id_from
+from app.observability.logs import AccessLog
 from app.observability.metrics import Metrics
 from app.problems import problem_bytes, problem_headers
 
@@ -24,6 +25,7 @@ class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self.access = AccessLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,19 +69,16 @@ class ObservabilityMiddleware:
             seconds = time.perf_counter() - started
             route = _route_template(scope)
             self.metrics.request(route, scope["method"], status, seconds)
-            access_log.info(
-                "%s %s %d",
-                scope["method"],
-                route,
-                status,
-                extra={
+            self.access.write(
+                {
+                    "message": f"{scope['method']} {route} {status}",
+                    "request_id": request_id,
                     "method": scope["method"],
                     "route": route,
                     "status": status,
                     "duration_ms": round(seconds * 1000, 3),
                     "cache": ",".join(ctx.cache_results) or None,
                     "client": scope["client"][0] if scope.get("client") else None,
-                    "request_id": request_id,
                 },
             )
             current.reset(token)

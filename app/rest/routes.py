@@ -87,7 +87,7 @@ async def get_proxy_session(
     key = validate_key(voiceConnectorId, proxySessionId)
     lookup = await service.get(key, revalidate=wants_revalidation(cache_control, pragma))
     headers = _cache_headers(lookup)
-    if if_none_match is not None and _etag_matches(if_none_match, lookup.record.etag):
+    if if_none_match is not None and etag_matches(if_none_match, lookup.record.etag):
         return Response(status_code=304, headers=headers)
     return Response(lookup.record.body, media_type="application/json", headers=headers)
 
@@ -100,7 +100,7 @@ def _cache_headers(lookup: Lookup) -> dict[str, str]:
     }
 
 
-def _etag_matches(if_none_match: str, etag: str) -> bool:
+def etag_matches(if_none_match: str, etag: str) -> bool:
     """RFC 9110 weak comparison, as If-None-Match requires; `*` matches any current entity."""
     if if_none_match.strip() == "*":
         return True

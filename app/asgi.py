@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from starlette.types import Scope
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTemplate:
+    """What a fast path puts in `scope["route"]`, so metrics label it like the router would."""
+
+    path: str
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:

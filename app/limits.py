@@ -71,10 +71,22 @@ class RequestLimitsMiddleware:
             if started:
                 raise
             self.metrics.shed("payload_too_large")
+            # Read (a bounded amount of) what the caller is still sending, so it can read
+            # the 413 instead of failing on a closed socket mid-upload.
+            await _drain(receive, 4 * self.max_body)
             await _refuse(send, scope, self._too_large())
 
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"The request body is larger than {self.max_body} bytes.")
+
+
+async def _drain(receive: Receive, limit: int) -> None:
+    drained = 0
+    while drained <= limit:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        drained += len(message.get("body", b""))
 
 
 async def _refuse(send: Send, scope: Scope, error: GatewayError) -> None:

@@ -12,6 +12,8 @@ from fastapi import FastAPI
 
 from app import __version__, ops
 from app.auth import AuthMiddleware, build_authenticator
+from app.graphql.fast_path import GraphQLFastPath
+from app.graphql.response_cache import ResponseCache
 from app.graphql.schema import build_router
 from app.limits import RequestLimitsMiddleware
 from app.observability import logs
@@ -75,12 +77,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.gateway = state
     app.include_router(rest_router)
-    app.include_router(build_router(settings), tags=["graphql"], include_in_schema=False)
+    graphql_responses = ResponseCache()
+    app.include_router(
+        build_router(settings, graphql_responses), tags=["graphql"], include_in_schema=False
+    )
     app.include_router(ops.router)
     rest_errors.install(app)
     # add_middleware wraps what is there, so the last added runs first. A request meets:
-    # security headers, observability, limits, CORS, auth, the REST fast path, FastAPI.
+    # security headers, observability, limits, CORS, auth, the two fast paths, FastAPI.
     app.add_middleware(RestFastPath, state=state)
+    app.add_middleware(GraphQLFastPath, state=state, cache=graphql_responses)
     if authenticator is not None:
         app.add_middleware(AuthMiddleware, authenticator=authenticator)
     if settings.cors_origins:

@@ -47,6 +47,18 @@ class ProxySessionService:
         self._flights: SingleFlight[SessionKey, SessionRecord] = SingleFlight()
         self._mask_all = settings.mask_phone_numbers == "all"
 
+    def fresh_record(self, key: SessionKey) -> SessionRecord | None:
+        """The record cached fresh for `key`, or None; nothing is counted."""
+        entry = self._cache.get(key)
+        if entry is None or self._cache.timer() >= entry.fresh_until:
+            return None
+        value = entry.value
+        return None if isinstance(value, NotFound) else value
+
+    def count_hit(self) -> None:
+        """Count a hit served from a record obtained with `fresh_record`."""
+        self._observer.cache_result("hit")
+
     def fresh_hit(self, key: SessionKey) -> Lookup | None:
         """The session for `key` if the cache holds it fresh, counted as a hit; else None.
 

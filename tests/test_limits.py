@@ -55,7 +55,7 @@ def test_chunked_body_over_the_limit_is_413(gateway_factory: GatewayFactory) -> 
             yield b" " * 500
 
     async def post() -> httpx.Response:
-        async with httpx.AsyncClient(base_url=gateway.url) as client:
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
             return await client.post(
                 "/graphql", content=chunks(), headers={"Content-Type": "application/json"}
             )

@@ -9,7 +9,7 @@ from fastapi import Request
 from strawberry.fastapi import BaseContext
 
 from app.graphql.types import ProxySession
-from app.model import validate_key
+from app.model import SessionRecord, validate_key
 from app.observability.metrics import Metrics
 from app.revalidation import wants_revalidation
 from app.service import ProxySessionService
@@ -34,6 +34,10 @@ class Context(BaseContext):
         self.revalidate = revalidate
         self.mask_phones = mask_phones
         self._loads: dict[SessionKey, asyncio.Future[ProxySession]] = {}
+        # What the response was built from, for the response cache; a stale answer is
+        # never cached.
+        self.sources: dict[SessionKey, SessionRecord] = {}
+        self.cacheable = True
 
     async def proxy_session(self, voice_connector_id: str, proxy_session_id: str) -> ProxySession:
         """The session for these ids, fetched once per request and shared between aliases."""
@@ -46,6 +50,9 @@ class Context(BaseContext):
 
     async def _load(self, key: SessionKey) -> ProxySession:
         lookup = await self.service.get(key, revalidate=self.revalidate)
+        self.sources[key] = lookup.record
+        if lookup.result == "stale":
+            self.cacheable = False
         return ProxySession.from_domain(lookup.record.session, mask_phones=self.mask_phones)
 
 
@@ -53,7 +60,7 @@ def context_getter(*, mask_phones: bool) -> Callable[[Request], Awaitable[Contex
     """The router's `context_getter`, with the phone-masking setting fixed at start."""
 
     async def get_context(request: Request) -> Context:
-        return Context(
+        context = Context(
             get_service(request),
             get_state(request).metrics,
             revalidate=wants_revalidation(
@@ -61,5 +68,7 @@ def context_getter(*, mask_phones: bool) -> Callable[[Request], Awaitable[Contex
             ),
             mask_phones=mask_phones,
         )
+        request.state.graphql_context = context  # for the router's response cache
+        return context
 
     return get_context

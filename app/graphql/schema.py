@@ -15,6 +15,7 @@ from app.graphql.context import Context, context_getter
 from app.graphql.documents import DocumentCache, Documents
 from app.graphql.errors import OperationMetrics
 from app.graphql.limits import Limits, validation_rules
+from app.graphql.response_cache import ResponseCache
 from app.graphql.transport import GatewayRouter
 from app.graphql.types import DATETIME, ProxySession
 from app.settings import Settings
@@ -56,7 +57,7 @@ def build_schema(*, introspection: bool = True, limits: Limits | None = None) ->
     return GatewaySchema(query=Query, extensions=extensions, config=config)
 
 
-def build_router(settings: Settings) -> GatewayRouter:
+def build_router(settings: Settings, response_cache: ResponseCache | None = None) -> GatewayRouter:
     """The `/graphql` route: JSON POSTs, GraphiQL on a browser's `GET` when turned on."""
     limits = Limits(
         max_depth=settings.graphql_max_depth,
@@ -67,4 +68,5 @@ def build_router(settings: Settings) -> GatewayRouter:
         build_schema(introspection=settings.graphql_introspection, limits=limits),
         graphiql=settings.graphiql,
         context_getter=context_getter(mask_phones=settings.mask_phone_numbers != "none"),
+        response_cache=response_cache,
     )

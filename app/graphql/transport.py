@@ -24,6 +24,7 @@ from app.graphql.errors import (
     http_result,
     refused_limits,
 )
+from app.graphql.response_cache import ResponseCache, cache_key
 from app.state import get_state
 
 PATH = "/graphql"
@@ -83,6 +84,7 @@ class GatewayRouter(GraphQLRouter[Context, None]):
         *,
         graphiql: bool,
         context_getter: Callable[[Request], Awaitable[Context]],
+        response_cache: ResponseCache | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -101,6 +103,7 @@ class GatewayRouter(GraphQLRouter[Context, None]):
             if isinstance(route, APIRoute) and "POST" in (route.methods or ())
         ]
         self.add_api_route(PATH, self.not_post, methods=NOT_POST, include_in_schema=False)
+        self.response_cache = response_cache
 
     async def not_post(self, request: Request) -> Response:
         """The GraphiQL page for a browser when turned on, else 405: queries are POSTed."""
@@ -158,4 +161,17 @@ class GatewayRouter(GraphQLRouter[Context, None]):
             metrics = get_state(request).metrics
             for limit in refused_limits(result):
                 metrics.graphql_refusal(limit)
-        return http_result(result)
+        body = http_result(result)
+        if self.response_cache is not None and not result.errors and result.data is not None:
+            await self._remember(request, body)
+        return body
+
+    async def _remember(self, request: Request, body: GraphQLHTTPResponse) -> None:
+        """Keep a successful response for the fast path (app/graphql/fast_path.py)."""
+        context = getattr(request.state, "graphql_context", None)
+        if not isinstance(context, Context) or not context.cacheable or self.response_cache is None:
+            return
+        key = cache_key(orjson.loads(await request.body()))
+        if key is not None:
+            sources = tuple(context.sources.items())
+            self.response_cache.put(key, self.encode_json(body), sources)

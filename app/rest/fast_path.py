@@ -9,10 +9,10 @@ documented, complete implementation; the tests hold both to the same contract.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.asgi import RouteTemplate
 from app.errors import BadUserInput
 from app.model import validate_key
 from app.rest.routes import SESSION_PATH, etag_matches
@@ -21,13 +21,6 @@ from app.state import AppState
 
 _SESSION = re.compile(r"/v1/voice-connectors/([^/]+)/proxy-sessions/([^/]+)")
 _JSON = (b"content-type", b"application/json")
-
-
-@dataclass(frozen=True, slots=True)
-class RouteTemplate:
-    """What the observability middleware reads to label the request (`scope["route"]`)."""
-
-    path: str
 
 
 ROUTE = RouteTemplate(SESSION_PATH)

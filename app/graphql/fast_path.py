@@ -1,0 +1,92 @@
+"""The GraphQL door's fast path: a repeated query answered from the response cache.
+
+Below FastAPI and strawberry: the body is read and looked up; a hit is sent as the bytes
+the full path produced, a miss is handed on with the body replayed. Revalidation
+(`Cache-Control: no-cache`) and anything but a JSON POST to /graphql go the full way.
+"""
+
+from __future__ import annotations
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.asgi import RouteTemplate
+from app.graphql.response_cache import ResponseCache, cache_key
+from app.revalidation import wants_revalidation
+from app.state import AppState
+
+PATH = "/graphql"
+ROUTE = RouteTemplate(PATH)
+_JSON = (b"content-type", b"application/json")
+
+
+class GraphQLFastPath:
+    """Answers a POSTed query whose response is cached and still coherent."""
+
+    def __init__(self, app: ASGIApp, state: AppState, cache: ResponseCache) -> None:
+        self.app = app
+        self.state = state
+        self.cache = cache
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        service = self.state.service
+        if (
+            scope["type"] != "http"
+            or scope["path"] != PATH
+            or scope["method"] != "POST"
+            or service is None
+            or not _plain_json_request(scope)
+        ):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the caller went away
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        try:
+            key = cache_key(orjson.loads(body))
+        except orjson.JSONDecodeError:
+            key = None
+        cached = None if key is None else self.cache.get(key, service)
+        if cached is not None:
+            scope["route"] = ROUTE
+            self.state.metrics.graphql_operation("query", "ok")
+            headers = [_JSON, (b"content-length", b"%d" % len(cached))]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": cached})
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+
+def _plain_json_request(scope: Scope) -> bool:
+    """A JSON body, and no revalidation asked for."""
+    content_type = cache_control = pragma = None
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            content_type = value
+        elif name == b"cache-control":
+            cache_control = value.decode("latin-1")
+        elif name == b"pragma":
+            pragma = value.decode("latin-1")
+    if content_type is None or not content_type.lower().startswith(b"application/json"):
+        return False
+    return not wants_revalidation(cache_control, pragma)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands over the body already read, then defers to the real one."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed

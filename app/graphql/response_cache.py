@@ -1,0 +1,84 @@
+"""Whole GraphQL responses, cached by document and variables while their sessions are.
+
+A response is stored only when it has no errors, together with the session records it
+was built from. It answers again only while every one of those records is still the
+fresh one in the entity cache (same object), so it can never be staler than REST would
+be, and an expiry, a refresh or an eviction there retires it at once. Callers share
+entries: every caller sees the same sessions (authentication is all-or-nothing), and
+phone masking is fixed per process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+import orjson
+from cachetools import LRUCache
+
+from app.model import SessionRecord
+from app.service import ProxySessionService
+from app.types import SessionKey
+
+MAX_BYTES = 16 * 1024 * 1024
+
+Sources = tuple[tuple[SessionKey, SessionRecord], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResponse:
+    """A response body and the session records it shows."""
+
+    body: bytes
+    sources: Sources
+
+
+def _size(entry: CachedResponse) -> int:
+    return len(entry.body) + 200 * len(entry.sources) + 200
+
+
+def cache_key(request: object) -> Hashable | None:
+    """The key of a parsed GraphQL request body, or None when it is not a plain request."""
+    if not isinstance(request, dict):
+        return None
+    query = request.get("query")
+    variables = request.get("variables")
+    operation = request.get("operationName")
+    if not isinstance(query, str) or not isinstance(operation, str | None):
+        return None
+    if variables is not None and not isinstance(variables, dict):
+        return None
+    try:
+        canonical = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS) if variables else b""
+    except TypeError:
+        return None
+    return (query, canonical, operation)
+
+
+class ResponseCache:
+    """A byte-bounded LRU of response bodies, each valid while its sources are fresh."""
+
+    def __init__(self, max_bytes: int = MAX_BYTES) -> None:
+        self._data: LRUCache[Hashable, CachedResponse] = LRUCache(max_bytes, getsizeof=_size)
+
+    def get(self, key: Hashable, service: ProxySessionService) -> bytes | None:
+        """The cached body if every session it shows is still the fresh cached one."""
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        for session_key, record in entry.sources:
+            if service.fresh_record(session_key) is not record:
+                self._data.pop(key, None)
+                return None
+        for _ in entry.sources:
+            service.count_hit()
+        return entry.body
+
+    def put(self, key: Hashable, body: bytes, sources: Sources) -> None:
+        """Remember a successful response (too large ones are not kept)."""
+        entry = CachedResponse(body, sources)
+        if _size(entry) <= self._data.maxsize // 8:
+            self._data[key] = entry
+
+    def __len__(self) -> int:
+        return len(self._data)

@@ -14,9 +14,11 @@ import logging
 import random
 import time
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from typing import Any
 
 import aioboto3
+from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -31,6 +33,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from botocore.parsers import ResponseParserError
+from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from app.breaker import BreakerState, CircuitBreaker
 from app.errors import (
@@ -108,6 +111,19 @@ def map_exception(exc: Exception) -> GatewayError:
     return UpstreamUnavailable(f"Malformed upstream reply ({type(exc).__name__}).")
 
 
+def parse_timestamp(value: object) -> datetime:
+    """ISO 8601 by the standard library (UTC when no offset), anything else by botocore."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    result: datetime = botocore_parse_timestamp(value)
+    return result
+
+
 def backoff_seconds(attempt: int) -> float:
     """Full-jitter exponential backoff before retry number `attempt` (1-based)."""
     ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
@@ -143,7 +159,12 @@ class Upstream:
             tcp_keepalive=True,
             user_agent_appid="proxy-session-gateway",
         )
-        session = aioboto3.Session(region_name=self._settings.aws_region)
+        core = get_session()
+        # botocore parses every timestamp with dateutil, a sixth of a call's CPU; AWS sends
+        # ISO 8601, which the standard library parses far faster.
+        parsers = core.get_component("response_parser_factory")
+        parsers.set_parser_defaults(timestamp_parser=parse_timestamp)
+        session = aioboto3.Session(botocore_session=core, region_name=self._settings.aws_region)
         try:
             client = session.client(SERVICE, config=config)
             self._client = await self._stack.enter_async_context(client)

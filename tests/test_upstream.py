@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import botocore.session
 import pytest
+from botocore.utils import parse_timestamp as botocore_parse
 
 from app.errors import GatewayError
-from app.upstream import AWS_ERRORS, RETRYABLE
+from app.upstream import AWS_ERRORS, RETRYABLE, parse_timestamp
 from tests.conftest import GatewayFactory
 from tests.support.servers import Emulator, Gateway, start_gateway
 
@@ -125,3 +127,15 @@ def test_deprecated_operation_is_logged_once_at_start(emulator: Emulator, tmp_pa
 
 def test_current_model_logs_no_deprecation(gateway: Gateway) -> None:
     assert not [r for r in gateway.log_records() if "deprecated" in r["message"]]
+
+
+def test_timestamps_parse_fast_and_as_botocore_would() -> None:
+    for text in ("2026-11-29T10:00:00Z", "2026-11-29T10:00:00.250Z", "2026-11-29T12:00:00+02:00"):
+        assert parse_timestamp(text) == botocore_parse(text)
+    assert parse_timestamp("2026-11-29T10:00:00") == datetime(2026, 11, 29, 10, tzinfo=UTC)
+    epoch = datetime(2026, 11, 29, 10, tzinfo=UTC)
+    assert parse_timestamp(int(epoch.timestamp())) == epoch
+    assert parse_timestamp("2026-11-29T12:00:00+02:00").utcoffset() == timedelta(hours=2)
+    assert parse_timestamp("Sun, 29 Nov 2026 10:00:00 GMT") == datetime(
+        2026, 11, 29, 10, tzinfo=UTC
+    )

@@ -8,7 +8,7 @@ CHECKOV_VENV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint openapi clean
+.PHONY: help install run test lint bench openapi clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -32,9 +32,13 @@ test: lint $(CHECKOV_STAMP) ## run lint, then the whole test suite
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff and mypy --strict
-	$(BIN)/ruff check app tests emulator scripts
-	$(BIN)/ruff format --check app tests emulator scripts
+	$(BIN)/ruff check app tests emulator scripts bench
+	$(BIN)/ruff format --check app tests emulator scripts bench
 	$(BIN)/mypy
+
+bench: $(STAMP) ## measure the gateway against its ceilings (~3 min; BENCH_ARGS=--quick ~1 min)
+	command -v wrk || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 openapi: $(STAMP) ## regenerate openapi.json and schema.graphql
 	$(BIN)/python -m app.export

@@ -42,19 +42,24 @@ class RequestLimitsMiddleware:
             return
         self.inflight += 1
         try:
-            await self._serve(scope, receive, send)
+            if length is None and header(scope, b"transfer-encoding") is None:
+                await self.app(scope, receive, send)  # no body to count (a plain GET)
+            else:
+                await self._serve(scope, receive, send)
         finally:
             self.inflight -= 1
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         received = 0
         started = False
+        body_done = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, body_done
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > self.max_body:
                     raise _BodyTooLarge
             return message
@@ -73,7 +78,8 @@ class RequestLimitsMiddleware:
             self.metrics.shed("payload_too_large")
             # Read (a bounded amount of) what the caller is still sending, so it can read
             # the 413 instead of failing on a closed socket mid-upload.
-            await _drain(receive, 4 * self.max_body)
+            if not body_done:  # after the last chunk, receive() would wait for a disconnect
+                await _drain(receive, 4 * self.max_body)
             await _refuse(send, scope, self._too_large())
 
     def _too_large(self) -> PayloadTooLarge:

@@ -22,7 +22,7 @@ from app.observability.middleware import ObservabilityMiddleware
 from app.rest import errors as rest_errors
 from app.rest.fast_path import RestFastPath
 from app.rest.routes import router as rest_router
-from app.security_headers import GraphQLCorsMiddleware, SecurityHeadersMiddleware
+from app.security_headers import GraphQLCorsMiddleware
 from app.service import ProxySessionService
 from app.settings import Settings
 from app.state import AppState
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     rest_errors.install(app)
     # add_middleware wraps what is there, so the last added runs first. A request meets:
-    # security headers, observability, limits, CORS, auth, the two fast paths, FastAPI.
+    # observability (and security headers), limits, CORS, auth, the two fast paths, FastAPI.
     app.add_middleware(RestFastPath, state=state)
     app.add_middleware(GraphQLFastPath, state=state, cache=graphql_responses)
     if authenticator is not None:
@@ -98,7 +98,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=state.metrics,
     )
     app.add_middleware(ObservabilityMiddleware, metrics=state.metrics)
-    app.add_middleware(SecurityHeadersMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 GRAPHQL_PATH = "/graphql"
 
@@ -22,25 +22,18 @@ API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'no
 PAGES = frozenset({"/docs", GRAPHQL_PATH})
 
 
-class SecurityHeadersMiddleware:
-    """Adds the security headers; the strict CSP goes on everything but the HTML pages."""
+STRICT = (*HEADERS, API_CSP)
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.strict = (*HEADERS, API_CSP)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        extra = HEADERS if scope["path"] in PAGES and scope["method"] == "GET" else self.strict
+def security_headers(scope: Scope) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers every response to this request carries (the strict CSP but on pages).
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+    Appended by the observability middleware, which already touches every response start,
+    rather than by a middleware layer of their own on every request's path.
+    """
+    if scope["method"] == "GET" and scope["path"] in PAGES:
+        return HEADERS
+    return STRICT
 
 
 class GraphQLCorsMiddleware:

@@ -1,4 +1,8 @@
-"""Command line entry point: ``python -m emulator [--host H] [--port P] [--data PATH]``."""
+"""Command line entry point: ``python -m emulator [--host H] [--port P] [--data PATH]``.
+
+``--default-session PATH`` (for the benchmark) answers GetProxySession for every unknown key
+with the ProxySession in PATH, its ids replaced by the requested ones, instead of NotFound.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=4566, help="port to bind, 0 for any free one")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="sample sessions file")
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    parser.add_argument(
+        "--default-session",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="answer unknown keys with the ProxySession in PATH (ids set to the requested ones)",
+    )
     return parser.parse_args(argv)
 
 
@@ -46,7 +57,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 async def serve(args: argparse.Namespace) -> None:
     """Serve until SIGTERM or SIGINT."""
-    app = create_app(args.data)
+    app = create_app(args.data, default_session=args.default_session)
     access_log = logging.getLogger("aiohttp.access") if args.access_log else None
     runner = web.AppRunner(app, access_log=access_log, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
     await runner.setup()

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from emulator import wire
 from emulator.faults import Fault, FaultSpecError, Key, parse_fault
-from emulator.store import Store, StoreFullError
+from emulator.store import Store, StoreFullError, load_template, render
 
 ADMIN_PREFIX = "_emulator"
 WILDCARD = "*"
@@ -76,9 +76,15 @@ async def _read_json(request: web.Request) -> object:
 class Emulator:
     """Request handlers bound to one store and the operation's model."""
 
-    def __init__(self, store: Store, operation: wire.Operation) -> None:
+    def __init__(
+        self,
+        store: Store,
+        operation: wire.Operation,
+        default_session: dict[str, object] | None = None,
+    ) -> None:
         self.store = store
         self.operation = operation
+        self.default_session = default_session
         self.not_found_status = operation.error_statuses[NOT_FOUND]
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -111,6 +117,9 @@ class Emulator:
         body = self.store.sessions.get(key)
         if body is not None:
             return wire.ok(body)
+        if self.default_session is not None:
+            ids = {"VoiceConnectorId": key[0], "ProxySessionId": key[1]}
+            return wire.ok(render({**self.default_session, **ids}))
         message = f"Proxy session {key[1]} not found on Voice Connector {key[0]}."
         return wire.error(NOT_FOUND, self.not_found_status, message)
 
@@ -172,9 +181,13 @@ class Emulator:
         return _json({"error": f"no admin endpoint {request.method} {request.path}"}, status=404)
 
 
-def create_app(data_path: Path | str) -> web.Application:
-    """Build the emulator application serving the sessions in data_path."""
-    emulator = Emulator(Store(Path(data_path)), wire.load_operation())
+def create_app(data_path: Path | str, default_session: Path | None = None) -> web.Application:
+    """Build the emulator application serving the sessions in data_path.
+
+    With default_session, unknown keys get that template session instead of NotFound.
+    """
+    template = load_template(default_session) if default_session is not None else None
+    emulator = Emulator(Store(Path(data_path)), wire.load_operation(), template)
     app = web.Application()
     app.router.add_route("*", "/{path:.*}", emulator.dispatch)
     return app

@@ -37,6 +37,14 @@ def load_sessions(path: Path) -> dict[Key, bytes]:
     return sessions
 
 
+def load_template(path: Path) -> dict[str, object]:
+    """Read one ProxySession object, the answer for unknown keys under --default-session."""
+    session = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(session, dict):
+        raise ValueError(f"{path}: expected a JSON ProxySession object")
+    return session
+
+
 class Store:
     """Everything the emulator remembers between requests."""
 

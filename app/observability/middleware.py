@@ -1,4 +1,7 @@
-"""Pure ASGI middleware: request id, in-flight gauge, request metrics and the access log."""
+"""Pure ASGI middleware: request id, in-flight gauge, request metrics and the access log.
+
+It also stamps the security headers (app.security_headers) on every response start.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from app.observability.context import RequestContext, current, request_id_from
 from app.observability.logs import AccessLog
 from app.observability.metrics import Metrics
 from app.problems import problem_bytes, problem_headers
+from app.security_headers import security_headers
 
 access_log = logging.getLogger("app.access")
 
@@ -35,7 +39,7 @@ class ObservabilityMiddleware:
         request_id = request_id_from(header(scope, b"x-request-id"))
         ctx = RequestContext(request_id)
         token = current.set(ctx)
-        id_header = (b"x-request-id", request_id.encode())
+        extra_headers = ((b"x-request-id", request_id.encode()), *security_headers(scope))
         status, status_sent = 500, False
 
         async def send_with_id(message: Message) -> None:
@@ -43,7 +47,7 @@ class ObservabilityMiddleware:
             nonlocal status_sent
             if message["type"] == "http.response.start":
                 status, status_sent = message["status"], True
-                message["headers"] = [*message.get("headers", ()), id_header]
+                message["headers"] = [*message.get("headers", ()), *extra_headers]
             await send(message)
 
         self.metrics.in_flight.inc()

@@ -1,0 +1,105 @@
+"""What every case shares: the settings of a run, the emulator, the token, scratch files."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from bench.processes import Processes, Server, start_emulator, start_gateway
+
+VC = "bench"
+HIT_PS = "hit"
+SESSION_PATH = "/v1/voice-connectors/{vc}/proxy-sessions/{ps}"
+MISS_PREFIX = SESSION_PATH.format(vc=VC, ps="")
+# The seeded session and the template the emulator answers unknown keys with.
+SESSION: dict[str, object] = {
+    "VoiceConnectorId": VC,
+    "ProxySessionId": HIT_PS,
+    "Name": "ride-8841-driver-rider",
+    "Status": "Open",
+    "ExpiryMinutes": 60,
+    "Capabilities": ["Voice", "SMS"],
+    "CreatedTimestamp": "2026-11-29T10:00:00Z",
+    "UpdatedTimestamp": "2026-11-29T10:05:00.250Z",
+    "Participants": [
+        {"PhoneNumber": "+12065550100", "ProxyPhoneNumber": "+12065550150"},
+        {"PhoneNumber": "+12065550101", "ProxyPhoneNumber": "+12065550150"},
+    ],
+    "NumberSelectionBehavior": "PreferSticky",
+    "GeoMatchLevel": "AreaCode",
+    "GeoMatchParams": {"Country": "US", "AreaCode": "206"},
+}
+FULL_QUERY = (
+    "query Full($vc: ID!, $ps: ID!) { proxySession(voiceConnectorId: $vc, proxySessionId: $ps)"
+    " { voiceConnectorId proxySessionId name status expiryMinutes capabilities"
+    " createdTimestamp updatedTimestamp endedTimestamp"
+    " participants { phoneNumber proxyPhoneNumber }"
+    " numberSelectionBehavior geoMatchLevel geoMatchParams { country areaCode } } }"
+)
+DEFAULT_CACHE_BOUND = 10_000  # the gateway's GATEWAY_CACHE_MAX_ENTRIES default
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    """How long and how hard each case runs."""
+
+    duration: float = 8.0
+    warmup: float = 2.0
+    rounds: int = 2
+    connections: int = 64
+    threads: int = 1
+    stampede_requests: int = 200
+    stampede_delay: float = 0.5
+    flood_keys: int = 20_000
+    flood_concurrency: int = 32
+    warm_keys: int = 1_000
+    # The memory case's GATEWAY_CACHE_MAX_ENTRIES; only set when not the default.
+    cache_bound: int = DEFAULT_CACHE_BOUND
+    memory_tolerance: float = 0.15
+
+
+@dataclass(slots=True)
+class Bench:
+    """What every case shares: the processes, one emulator, a scratch folder, the token."""
+
+    procs: Processes
+    config: BenchConfig
+    workdir: Path
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    emulator: Server | None = None
+    _serial: int = 0
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The header production callers send."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def emulator_url(self) -> str:
+        """Where the emulator listens (started on first use)."""
+        if self.emulator is None:
+            template = self.workdir / "default-session.json"
+            template.write_text(json.dumps(SESSION), encoding="utf-8")
+            self.emulator = start_emulator(self.procs, template)
+            put = f"{self.emulator.url}/_emulator/sessions/{VC}/{HIT_PS}"
+            httpx.put(put, json=SESSION).raise_for_status()
+        return self.emulator.url
+
+    def path(self, stem: str, suffix: str) -> Path:
+        """A fresh file name in the scratch folder."""
+        self._serial += 1
+        return self.workdir / f"{self._serial:02d}-{stem}{suffix}"
+
+    def gateway(self, name: str, settings: dict[str, str] | None = None) -> Server:
+        """A fresh gateway, its output to a log file."""
+        log = self.path(name, ".log")
+        return start_gateway(self.procs, self.emulator_url, self.token, log, name, settings)
+
+    def stop(self, *servers: Server) -> None:
+        """Stop servers a case is done with."""
+        for server in servers:
+            self.procs.stop(server.process)

@@ -1,0 +1,169 @@
+"""What the cases measure, and the targets the issue sets for them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Ratio to the ceiling each throughput case must reach (issue 5).
+TARGETS: dict[str, float] = {"rest_hit": 0.40, "graphql_hit": 0.20, "miss": 1.10}
+
+
+@dataclass(frozen=True, slots=True)
+class WrkResult:
+    """One wrk run, as wrk reports it."""
+
+    requests_per_sec: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    duration_s: float
+    non_2xx: int = 0
+    socket_errors: int = 0
+
+    @property
+    def clean(self) -> bool:
+        """Whether every request got a 2xx/3xx answer and no socket failed."""
+        return self.non_2xx == 0 and self.socket_errors == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One measured wrk run of one side of a pair, with what the cores did meanwhile."""
+
+    server: str
+    round: int
+    command: str
+    result: WrkResult
+    # CPU seconds the server process used during the run.
+    server_cpu_s: float = 0.0
+    # Fractions of the server's and the load side's cores busy (any process) during the run.
+    server_core_busy: float = 0.0
+    load_core_busy: float = 0.0
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        """Server CPU per request: robust to other processes stealing the core."""
+        requests = self.result.requests
+        return self.server_cpu_s * 1e6 / requests if requests else 0.0
+
+    @property
+    def server_share(self) -> float:
+        """How much of a core the server got: below ~0.9, something else ran there."""
+        duration = self.result.duration_s
+        return self.server_cpu_s / duration if duration else 0.0
+
+
+def _value(run: Run, attribute: str) -> float:
+    """A Run attribute, or else its WrkResult's."""
+    source: object = run if hasattr(run, attribute) else run.result
+    return float(getattr(source, attribute))
+
+
+@dataclass(slots=True)
+class PairResult:
+    """A case and its ceiling, alternated A B A B; medians and the ratio of the medians."""
+
+    case: str
+    ceiling: str
+    target: float
+    runs: list[Run] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def _median(self, server: str, attribute: str) -> float:
+        values = sorted(_value(run, attribute) for run in self.runs if run.server == server)
+        if not values:
+            return 0.0
+        middle = len(values) // 2
+        if len(values) % 2:
+            return values[middle]
+        return (values[middle - 1] + values[middle]) / 2
+
+    def median(self, attribute: str, *, ceiling: bool = False) -> float:
+        """The median of a Run or WrkResult attribute over the case's (or ceiling's) runs."""
+        return self._median(self.ceiling if ceiling else self.case, attribute)
+
+    @property
+    def ratio(self) -> float:
+        """The case's median req/s over the ceiling's."""
+        ceiling = self.median("requests_per_sec", ceiling=True)
+        return self.median("requests_per_sec") / ceiling if ceiling else 0.0
+
+    @property
+    def cpu_ratio(self) -> float:
+        """The ceiling's median CPU per request over the case's: the ratio without the noise."""
+        case = self.median("cpu_us_per_request")
+        return self.median("cpu_us_per_request", ceiling=True) / case if case else 0.0
+
+    @property
+    def clean(self) -> bool:
+        """Whether no run saw errors (an error answer is not a fair req/s)."""
+        return all(run.result.clean for run in self.runs)
+
+    @property
+    def passed(self) -> bool:
+        """Target met on clean runs."""
+        return self.clean and self.ratio >= self.target
+
+
+@dataclass(frozen=True, slots=True)
+class StampedeResult:
+    """Concurrent misses on one key while its upstream answer is delayed."""
+
+    requests: int
+    delay_s: float
+    upstream_calls: int
+    statuses: dict[int, int]
+    collapsed: int
+    elapsed_s: float
+
+    @property
+    def passed(self) -> bool:
+        """One upstream call, and every caller got its 200."""
+        return self.upstream_calls == 1 and self.statuses == {200: self.requests}
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryResult:
+    """RSS of a fresh gateway before, while and after a flood of unique keys."""
+
+    keys: int
+    cache_bound: int
+    warm_keys: int
+    rss_idle_kib: int
+    rss_warm_kib: int
+    rss_full_kib: int
+    rss_after_kib: int
+    hwm_kib: int
+    entries_warm: int
+    entries_full: int
+    entries_after: int
+    tolerance: float
+    flood_req_per_sec: float
+    errors: int
+
+    @property
+    def per_entry_bytes(self) -> float:
+        """RSS growth per cached entry while the cache fills (warm-up excluded)."""
+        entries = self.entries_full - self.entries_warm
+        return (self.rss_full_kib - self.rss_warm_kib) * 1024 / entries if entries > 0 else 0.0
+
+    @property
+    def growth_kib(self) -> int:
+        """Peak RSS (VmHWM) over RSS at idle."""
+        return self.hwm_kib - self.rss_idle_kib
+
+    @property
+    def bound_kib(self) -> float:
+        """Warm-up growth plus what a full cache of measured entries explains, with tolerance."""
+        cache_kib = self.cache_bound * self.per_entry_bytes / 1024
+        return (self.rss_warm_kib - self.rss_idle_kib) + cache_kib * (1 + self.tolerance)
+
+    @property
+    def ratio(self) -> float:
+        """Peak growth over the bound: at most 1 passes."""
+        return self.growth_kib / self.bound_kib if self.bound_kib > 0 else float("inf")
+
+    @property
+    def passed(self) -> bool:
+        """Growth explained by the bounded cache, and no request failed."""
+        return self.errors == 0 and self.ratio <= 1.0

@@ -1,0 +1,43 @@
+"""The emulator's `--default-session` (for the benchmark): any unknown key is a session."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.support.servers import ROOT, Emulator, _stop
+
+
+def test_unknown_keys_get_the_template_with_their_own_ids(tmp_path: Path) -> None:
+    template = tmp_path / "default.json"
+    template.write_text(json.dumps({"Name": "template", "Status": "Open"}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "--port", "0", "--default-session", str(template)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip().removeprefix("emulator listening on ")
+        emulator = Emulator(process, url)
+        signed = {"Authorization": "AWS4-HMAC-SHA256 Credential=test"}
+        reply = httpx.get(f"{url}/voice-connectors/vc-x/proxy-sessions/ps-y", headers=signed)
+
+        assert reply.status_code == 200
+        assert reply.json() == {
+            "ProxySession": {
+                "Name": "template",
+                "Status": "Open",
+                "VoiceConnectorId": "vc-x",
+                "ProxySessionId": "ps-y",
+            }
+        }
+        assert emulator.calls("vc-x", "ps-y") == 1
+        emulator.admin.close()
+    finally:
+        _stop(process)

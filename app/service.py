@@ -77,16 +77,15 @@ class ProxySessionService:
 
     async def get(self, key: SessionKey, *, revalidate: bool = False) -> Lookup:
         """The session for `key`; `revalidate` skips a fresh entry (but still coalesces)."""
-        if not revalidate and (hit := self.fresh_hit(key)) is not None:
-            return hit
-        now = self._cache.timer()
         entry = self._cache.get(key)
-        if entry is not None and not revalidate and entry.fresh(now):
-            ttl = _seconds(entry.ttl(now))
-            value = entry.value
-            if isinstance(value, NotFound):
+        if not revalidate:
+            if (hit := self.fresh_hit(key)) is not None:
+                return hit
+            now = self._cache.timer()
+            if entry is not None and entry.fresh(now) and isinstance(entry.value, NotFound):
                 self._observer.cache_result("negative")
-                raise _with_status(NotFound(value.detail), f"{CACHE_NAME}; hit; ttl={ttl}")
+                status = f"{CACHE_NAME}; hit; ttl={_seconds(entry.ttl(now))}"
+                raise _with_status(NotFound(entry.value.detail), status)
         task, leader = self._flights.join(key, lambda: self._fill(key))
         try:
             record = await _shielded(task)

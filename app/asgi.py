@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 from starlette.types import Scope
 
+GRAPHQL_PATH = "/graphql"
+# Probes and metrics: never authenticated, never shed; they are how operators see the service.
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
 
 @dataclass(frozen=True, slots=True)
 class RouteTemplate:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import orjson
 from starlette.types import Send
 
+from app.asgi import GRAPHQL_PATH
 from app.errors import GatewayError
 from app.observability.context import current_request_id
 from app.problems import problem_bytes, problem_headers
-
-GRAPHQL_PATH = "/graphql"
 
 
 def graphql_error_body(error: GatewayError, request_id: str | None) -> bytes:

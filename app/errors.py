@@ -47,10 +47,17 @@ class BadUserInput(GatewayError):
     status, code, title = 400, "BAD_USER_INPUT", "Bad request"
 
 
+BEARER_CHALLENGE = b'Bearer realm="proxy-session-gateway"'
+
+
 class Unauthenticated(GatewayError):
     """The caller sent no bearer token or a wrong one."""
 
     status, code, title = 401, "UNAUTHENTICATED", "Unauthenticated"
+
+    def __init__(self, detail: str, *, challenge: bytes = BEARER_CHALLENGE) -> None:
+        super().__init__(detail)
+        self.challenge = challenge
 
 
 class Forbidden(GatewayError):

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.asgi import header
+from app.asgi import PROBE_PATHS, header
 from app.edge_errors import send_error
 from app.errors import GatewayError, Overloaded, PayloadTooLarge
 from app.observability.metrics import Metrics
-
-# Probes and metrics must answer whatever the load: they are how operators see it.
-ALWAYS_SERVED = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class _BodyTooLarge(Exception):
@@ -28,7 +25,7 @@ class RequestLimitsMiddleware:
         self.inflight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in ALWAYS_SERVED:
+        if scope["type"] != "http" or scope["path"] in PROBE_PATHS:
             await self.app(scope, receive, send)
             return
         if self.inflight >= self.max_inflight:

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from app.errors import GatewayError
+from app.errors import GatewayError, Unauthenticated
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://proxy-session-gateway.internal/problems/"
@@ -33,8 +33,8 @@ def problem_headers(error: GatewayError) -> list[tuple[bytes, bytes]]:
     headers = [(b"content-type", PROBLEM_JSON.encode()), (b"cache-control", b"no-store")]
     if error.retry_after is not None:
         headers.append((b"retry-after", str(error.retry_after).encode()))
-    if error.status == 401:
-        headers.append((b"www-authenticate", b'Bearer realm="proxy-session-gateway"'))
+    if isinstance(error, Unauthenticated):
+        headers.append((b"www-authenticate", error.challenge))
     if error.cache_status is not None:
         headers.append((b"cache-status", error.cache_status.encode()))
     return headers

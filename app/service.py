@@ -49,11 +49,8 @@ class ProxySessionService:
 
     def fresh_record(self, key: SessionKey) -> SessionRecord | None:
         """The record cached fresh for `key`, or None; nothing is counted."""
-        entry = self._cache.get(key)
-        if entry is None or self._cache.timer() >= entry.fresh_until:
-            return None
-        value = entry.value
-        return None if isinstance(value, NotFound) else value
+        fresh = self._fresh(key)
+        return None if fresh is None else fresh[0]
 
     def count_hit(self) -> None:
         """Count a hit served from a record obtained with `fresh_record`."""
@@ -64,23 +61,27 @@ class ProxySessionService:
 
         No await, no upstream: the fast path of every repeated request.
         """
-        entry = self._cache.get(key)
-        if entry is None:
+        fresh = self._fresh(key)
+        if fresh is None:
             return None
-        value = entry.value
-        now = self._cache.timer()
-        if isinstance(value, NotFound) or now >= entry.fresh_until:
-            return None
-        ttl = _seconds(entry.fresh_until - now)
+        record, ttl = fresh
         self._observer.cache_result("hit")
-        return Lookup(value, "hit", ttl, f"{CACHE_NAME}; hit; ttl={ttl}")
+        return Lookup(record, "hit", ttl, f"{CACHE_NAME}; hit; ttl={ttl}")
+
+    def _fresh(self, key: SessionKey) -> tuple[SessionRecord, int] | None:
+        """A fresh found record and its whole seconds of freshness left."""
+        entry = self._cache.get(key)
+        if entry is None or isinstance(entry.value, NotFound):
+            return None
+        left = entry.fresh_until - self._cache.timer()
+        return None if left <= 0 else (entry.value, _seconds(left))
 
     async def get(self, key: SessionKey, *, revalidate: bool = False) -> Lookup:
         """The session for `key`; `revalidate` skips a fresh entry (but still coalesces)."""
+        if not revalidate and (hit := self.fresh_hit(key)) is not None:
+            return hit
         entry = self._cache.get(key)
         if not revalidate:
-            if (hit := self.fresh_hit(key)) is not None:
-                return hit
             now = self._cache.timer()
             if entry is not None and entry.fresh(now) and isinstance(entry.value, NotFound):
                 self._observer.cache_result("negative")

@@ -8,11 +8,10 @@ applies it to every route but the probes and metrics.
 from __future__ import annotations
 
 from app.auth.authenticator import Authenticator, Refusal, build_authenticator
-from app.auth.middleware import OPEN_PATHS, AuthMiddleware
+from app.auth.middleware import AuthMiddleware
 from app.auth.tokens import TokenVerifier
 
 __all__ = [
-    "OPEN_PATHS",
     "AuthMiddleware",
     "Authenticator",
     "Refusal",

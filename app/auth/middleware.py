@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.asgi import header
+from app.asgi import PROBE_PATHS, header
 from app.auth.authenticator import Authenticator, Refusal
-from app.errors import Unauthenticated
-from app.observability.context import current_request_id
-from app.problems import problem, problem_headers
+from app.edge_errors import send_error
+from app.errors import BEARER_CHALLENGE, Unauthenticated
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-GRAPHQL_PATH = "/graphql"
-CHALLENGE = b'Bearer realm="proxy-session-gateway"'
-INVALID_TOKEN_CHALLENGE = CHALLENGE + b', error="invalid_token"'
+INVALID_TOKEN_CHALLENGE = BEARER_CHALLENGE + b', error="invalid_token"'
 # One message whatever the reason: the reason goes to the log and metrics, not to the caller.
 DETAIL = "A valid bearer token is required."
 
@@ -27,7 +22,7 @@ class AuthMiddleware:
         self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in OPEN_PATHS:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in PROBE_PATHS:
             await self.app(scope, receive, send)
             return
         refusal = await self.authenticator.authenticate(header(scope, b"authorization"))
@@ -41,21 +36,5 @@ class AuthMiddleware:
 
 
 async def _send_401(scope: Scope, send: Send, refusal: Refusal) -> None:
-    error = Unauthenticated(DETAIL)
-    request_id = current_request_id()
-    if scope["path"] == GRAPHQL_PATH:
-        extensions = {"code": error.code, "requestId": request_id}
-        body = orjson.dumps(
-            {"data": None, "errors": [{"message": error.detail, "extensions": extensions}]}
-        )
-        headers = [(b"content-type", b"application/json"), (b"www-authenticate", CHALLENGE)]
-    else:
-        body = orjson.dumps(problem(error, request_id))
-        headers = problem_headers(error)
-    if refusal.invalid_token:
-        headers = [
-            (name, INVALID_TOKEN_CHALLENGE if name == b"www-authenticate" else value)
-            for name, value in headers
-        ]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    challenge = INVALID_TOKEN_CHALLENGE if refusal.invalid_token else BEARER_CHALLENGE
+    await send_error(send, scope["path"], Unauthenticated(DETAIL, challenge=challenge))

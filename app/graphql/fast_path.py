@@ -10,13 +10,12 @@ from __future__ import annotations
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.asgi import RouteTemplate
+from app.asgi import GRAPHQL_PATH, RouteTemplate
 from app.graphql.response_cache import ResponseCache, cache_key
 from app.revalidation import wants_revalidation
 from app.state import AppState
 
-PATH = "/graphql"
-ROUTE = RouteTemplate(PATH)
+ROUTE = RouteTemplate(GRAPHQL_PATH)
 _JSON = (b"content-type", b"application/json")
 
 
@@ -32,7 +31,7 @@ class GraphQLFastPath:
         service = self.state.service
         if (
             scope["type"] != "http"
-            or scope["path"] != PATH
+            or scope["path"] != GRAPHQL_PATH
             or scope["method"] != "POST"
             or service is None
             or not _plain_json_request(scope)

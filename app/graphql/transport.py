@@ -15,6 +15,7 @@ from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
+from app.asgi import GRAPHQL_PATH as PATH
 from app.errors import MethodNotAllowed, UnsupportedMediaType
 from app.graphql.context import Context
 from app.graphql.errors import (
@@ -27,7 +28,6 @@ from app.graphql.errors import (
 from app.graphql.response_cache import ResponseCache, cache_key
 from app.state import get_state
 
-PATH = "/graphql"
 JSON = "application/json"
 # Every other method gets a GraphQL-shaped 405 (or the IDE page) instead of the REST one.
 NOT_POST = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]

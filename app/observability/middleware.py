@@ -11,11 +11,11 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.asgi import header
+from app.edge_errors import send_error
 from app.errors import InternalError
 from app.observability.context import RequestContext, current, request_id_from
 from app.observability.logs import AccessLog
 from app.observability.metrics import Metrics
-from app.problems import problem_bytes, problem_headers
 from app.security_headers import security_headers
 
 access_log = logging.getLogger("app.access")
@@ -60,14 +60,7 @@ class ObservabilityMiddleware:
             if status_sent:
                 raise
             error = InternalError("The gateway failed to serve this request.")
-            await send_with_id(
-                {
-                    "type": "http.response.start",
-                    "status": error.status,
-                    "headers": problem_headers(error),
-                }
-            )
-            await send({"type": "http.response.body", "body": problem_bytes(error, request_id)})
+            await send_error(send_with_id, scope["path"], error)
         finally:
             self.metrics.in_flight.dec()
             seconds = time.perf_counter() - started

@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await authenticator.close()
             await upstream.close()
             log.info("gateway stopped")
+            logs.flush()
 
     app = FastAPI(
         title="Proxy-session gateway",

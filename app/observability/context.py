@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -35,7 +35,41 @@ def request_id_from(header: bytes | None) -> str:
         # A caller's id is logged: one that could carry a phone number is not kept.
         if _SANE_REQUEST_ID.fullmatch(text) and not _PHONE_LIKE.search(text):
             return text
-    return uuid.uuid4().hex
+    return _new_ids.next()
+
+
+class _RandomIds:
+    """32 hex digits of OS randomness per id, read from the OS a few hundred ids at a time.
+
+    `uuid.uuid4()` makes one `getrandom` system call per id, a noticeable part of a cache
+    hit; reading 4 KiB at once keeps the same randomness for a fraction of the cost.
+    """
+
+    __slots__ = ("_hex", "_offset")
+
+    _BYTES = 4096
+
+    def __init__(self) -> None:
+        self._hex = ""
+        self._offset = 0
+
+    def next(self) -> str:
+        """A new id."""
+        offset = self._offset
+        if offset >= len(self._hex):
+            self._hex = os.urandom(self._BYTES).hex()
+            offset = 0
+        self._offset = offset + 32
+        return self._hex[offset : offset + 32]
+
+    def forget(self) -> None:
+        """Drop the unused randomness (a forked child must not repeat its parent's ids)."""
+        self._hex = ""
+        self._offset = 0
+
+
+_new_ids = _RandomIds()
+os.register_at_fork(after_in_child=_new_ids.forget)
 
 
 def current_request_id() -> str | None:

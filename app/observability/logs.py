@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from app.observability.context import current_request_id
+from app.observability.log_buffer import BatchingStreamHandler
 
 # E.164 with its plus sign, or a bare run of 10-15 digits: what a phone number looks like.
 _PHONE = re.compile(r"\+[1-9]\d{6,14}\b|\b[1-9]\d{9,14}\b")
@@ -63,7 +64,7 @@ class AccessLog:
         if not logger.isEnabledFor(logging.INFO):
             return
         handlers = logging.getLogger().handlers
-        if not handlers or not isinstance(handlers[0], logging.StreamHandler):
+        if not handlers or not isinstance(handlers[0], BatchingStreamHandler):
             logger.info(fields["message"], extra=fields)  # an unusual setup: the slow way
             return
         entry = {
@@ -72,19 +73,21 @@ class AccessLog:
             "logger": "app.access",
             **fields,
         }
-        handler = handlers[0]
-        line = orjson.dumps(entry).decode() + "\n"
-        handler.acquire()
-        try:
-            handler.stream.write(line)
-            handler.flush()
-        finally:
-            handler.release()
+        handlers[0].write_line(orjson.dumps(entry).decode() + "\n")
+
+
+def flush() -> None:
+    """Write out every batched line (the lifespan's last step; exit does it too)."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
 
 
 def configure(level: str) -> None:
-    """Send every log record to stdout as JSON; keep body-dumping libraries at WARNING."""
-    handler = logging.StreamHandler(sys.stdout)
+    """Send every log record to stdout as JSON lines, batched (see app.observability.log_buffer).
+
+    Libraries that dump bodies and headers stay at WARNING.
+    """
+    handler = BatchingStreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -1,9 +1,10 @@
-"""The REST door's fast path: fresh cache hits answered below FastAPI's per-request machinery.
+"""The REST door's fast path: well-formed GETs answered below FastAPI's per-request machinery.
 
-A hit needs no dependency injection, no parameter models and no Response object: the
-body and ETag were rendered when the cache was filled. Anything else (a miss, a bad id,
-revalidation, a negative entry) falls through to the FastAPI route, which stays the
-documented, complete implementation; the tests hold both to the same contract.
+A valid request needs no dependency injection, no parameter models and no Response
+object: the ids are checked by the same `validate_key` the route uses, and the answer is
+built by the route's own `session_reply` from the bytes and ETag rendered when the cache
+was filled. A request whose ids fail validation falls through to the FastAPI route, which
+stays the documented operation and renders the 400; the tests hold both to the contract.
 """
 
 from __future__ import annotations
@@ -13,21 +14,19 @@ import re
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.asgi import RouteTemplate
-from app.errors import BadUserInput
+from app.edge_errors import send_error
+from app.errors import BadUserInput, GatewayError
 from app.model import validate_key
-from app.rest.routes import SESSION_PATH, etag_matches
-from app.revalidation import wants_revalidation
+from app.rest.routes import SESSION_PATH, session_reply
 from app.state import AppState
 
 _SESSION = re.compile(r"/v1/voice-connectors/([^/]+)/proxy-sessions/([^/]+)")
-_JSON = (b"content-type", b"application/json")
-
 
 ROUTE = RouteTemplate(SESSION_PATH)
 
 
 class RestFastPath:
-    """Answers GETs of a fresh cached session straight from the cache's bytes."""
+    """Answers GETs of the session route whose ids are valid: hits, misses and errors."""
 
     def __init__(self, app: ASGIApp, state: AppState) -> None:
         self.app = app
@@ -38,39 +37,34 @@ class RestFastPath:
         if scope["type"] == "http" and scope["method"] == "GET" and service is not None:
             match = _SESSION.fullmatch(scope["path"])
             if match is not None:
-                if_none_match = cache_control = pragma = None
-                for name, value in scope["headers"]:
-                    if name == b"if-none-match":
-                        if_none_match = value.decode("latin-1")
-                    elif name == b"cache-control":
-                        cache_control = value.decode("latin-1")
-                    elif name == b"pragma":
-                        pragma = value.decode("latin-1")
-                lookup = None
-                if not wants_revalidation(cache_control, pragma):
-                    try:
-                        lookup = service.fresh_hit(validate_key(match[1], match[2]))
-                    except BadUserInput:
-                        lookup = None  # the route renders the 400
-                if lookup is not None:
+                try:
+                    key = validate_key(match[1], match[2])
+                except BadUserInput:
+                    key = None  # the route renders the 400 in FastAPI's words and ours
+                if key is not None:
                     scope["route"] = ROUTE
-                    record = lookup.record
-                    etag = record.etag.encode()
-                    headers = [
-                        (b"etag", etag),
-                        (b"cache-control", b"private, max-age=%d" % lookup.max_age),
-                        (b"cache-status", lookup.cache_status.encode()),
-                    ]
-                    if if_none_match is not None and etag_matches(if_none_match, record.etag):
-                        await send(
-                            {"type": "http.response.start", "status": 304, "headers": headers}
+                    if_none_match = cache_control = pragma = None
+                    for name, value in scope["headers"]:
+                        if name == b"if-none-match":
+                            if_none_match = value.decode("latin-1")
+                        elif name == b"cache-control":
+                            cache_control = value.decode("latin-1")
+                        elif name == b"pragma":
+                            pragma = value.decode("latin-1")
+                    try:
+                        reply = await session_reply(
+                            service, key, if_none_match, cache_control, pragma
                         )
-                        await send({"type": "http.response.body", "body": b""})
+                    except GatewayError as error:
+                        await send_error(send, scope["path"], error)
                         return
-                    body = record.body
-                    headers.append((b"content-length", b"%d" % len(body)))
-                    headers.append(_JSON)
-                    await send({"type": "http.response.start", "status": 200, "headers": headers})
-                    await send({"type": "http.response.body", "body": body})
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": reply.status,
+                            "headers": reply.headers,
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": reply.body})
                     return
         await self.app(scope, receive, send)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Response
@@ -10,8 +11,9 @@ from app.model import ID_MAX_LENGTH, ID_PATTERN, validate_key
 from app.problems import PROBLEM_JSON
 from app.rest.schemas import GetProxySessionResponse, Problem
 from app.revalidation import wants_revalidation
-from app.service import Lookup
+from app.service import ProxySessionService
 from app.state import ServiceDep
+from app.types import SessionKey
 
 router = APIRouter(tags=["proxy-sessions"])
 
@@ -84,20 +86,51 @@ async def get_proxy_session(
     pragma: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     """The proxy session, from the cache or one coalesced GetProxySession call."""
+    # In the running gateway `app.rest.fast_path` answers requests with valid ids before
+    # FastAPI, through the same `session_reply`; this route documents the operation and
+    # renders FastAPI's parameter validation failures.
     key = validate_key(voiceConnectorId, proxySessionId)
+    reply = await session_reply(service, key, if_none_match, cache_control, pragma)
+    response = Response(reply.body, status_code=reply.status)
+    response.raw_headers[:] = reply.headers
+    return response
+
+
+@dataclass(frozen=True, slots=True)
+class SessionReply:
+    """A finished answer: status, raw headers (length and type included) and body."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+_JSON = (b"content-type", b"application/json")
+
+
+async def session_reply(
+    service: ProxySessionService,
+    key: SessionKey,
+    if_none_match: str | None,
+    cache_control: str | None,
+    pragma: str | None,
+) -> SessionReply:
+    """Look `key` up and answer with the cached bytes, or 304 when `If-None-Match` matches.
+
+    Raises the lookup's GatewayError; the caller renders it as a problem.
+    """
     lookup = await service.get(key, revalidate=wants_revalidation(cache_control, pragma))
-    headers = _cache_headers(lookup)
-    if if_none_match is not None and etag_matches(if_none_match, lookup.record.etag):
-        return Response(status_code=304, headers=headers)
-    return Response(lookup.record.body, media_type="application/json", headers=headers)
-
-
-def _cache_headers(lookup: Lookup) -> dict[str, str]:
-    return {
-        "ETag": lookup.record.etag,
-        "Cache-Control": f"private, max-age={lookup.max_age}",
-        "Cache-Status": lookup.cache_status,
-    }
+    record = lookup.record
+    headers = [
+        (b"etag", record.etag.encode()),
+        (b"cache-control", b"private, max-age=%d" % lookup.max_age),
+        (b"cache-status", lookup.cache_status.encode()),
+    ]
+    if if_none_match is not None and etag_matches(if_none_match, record.etag):
+        return SessionReply(304, headers, b"")
+    headers.append((b"content-length", b"%d" % len(record.body)))
+    headers.append(_JSON)
+    return SessionReply(200, headers, record.body)
 
 
 def etag_matches(if_none_match: str, etag: str) -> bool:

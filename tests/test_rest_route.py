@@ -28,7 +28,8 @@ def _route_only_app(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Fast
         if name.startswith("AWS_"):
             monkeypatch.setenv(name, value)
     app = create_app(Settings(breaker_failure_threshold=1000))
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not RestFastPath]
+    fast_path: object = RestFastPath
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not fast_path]
     return app
 
 

@@ -35,7 +35,6 @@ class BatchingStreamHandler(logging.StreamHandler[TextIO]):
         self._lines: list[str] = []
         self._chars = 0
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_loop: asyncio.AbstractEventLoop | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         """Format `record` and add it to the batch (WARNING and worse go out at once)."""
@@ -62,20 +61,25 @@ class BatchingStreamHandler(logging.StreamHandler[TextIO]):
             self._write_batch()
 
     def _scheduled(self) -> bool:
-        """Make sure a timer will write the batch; False when no event loop runs here."""
+        """Make sure a timer will write the batch; False when no event loop runs here.
+
+        A pending timer is trusted without asking for the running loop (that call was a
+        visible part of a cache hit): the gateway flushes before its loop ends
+        (`app.observability.logs.flush`), which cancels the timer.
+        """
+        if self._timer is not None:
+            return True
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return False
-        if self._timer is None or self._timer_loop is not loop:
-            self._timer = loop.call_later(self._interval, self.flush)
-            self._timer_loop = loop
+        self._timer = loop.call_later(self._interval, self.flush)
         return True
 
     def _write_batch(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = self._timer_loop = None
+            self._timer = None
         if not self._lines:
             return
         data = "".join(self._lines)

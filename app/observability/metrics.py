@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import platform
 from importlib import metadata
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from app import __version__
 from app.breaker import BreakerState
 from app.observability.context import current
+from app.observability.request_series import CountedHistogram
 from app.types import CacheResult
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -22,25 +24,24 @@ class Metrics:
     def __init__(self) -> None:
         # `_created` series double the scrape for no operational use.
         disable_created_metrics()  # type: ignore[no-untyped-call]
-        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
+        # Every request feeds these: plain numbers, sampled at scrape time.
+        self._requests = CountedHistogram(
             "gateway_http_requests",
             "HTTP requests served, by route template, method and status.",
-            ["route", "method", "status"],
-            registry=r,
-        )
-        self.request_seconds = Histogram(
             "gateway_http_request_duration_seconds",
             "HTTP request duration, by route template, method and status.",
             ["route", "method", "status"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
         )
-        self.in_flight = Gauge(
+        r.register(self._requests)
+        self._statuses: dict[int, str] = {}
+        self.requests_in_flight = 0
+        in_flight = Gauge(
             "gateway_http_requests_in_flight", "HTTP requests being served.", registry=r
         )
+        in_flight.set_function(lambda: self.requests_in_flight)
         self.graphql_operations = Counter(
             "gateway_graphql_operations",
             "GraphQL operations executed, by operation type and outcome.",
@@ -123,8 +124,10 @@ class Metrics:
             registry=r,
         )
         self.build_info.labels(__version__, platform.python_version(), _version("botocore")).set(1)
-        for result in ("hit", "miss", "stale", "coalesced", "negative", "revalidated"):
-            self.cache_results.labels(result)
+        self._cache_children = {
+            result: self.cache_results.labels(result)
+            for result in get_args(CacheResult)
+        }
         for outcome in ("made", "budget_exhausted"):
             self.upstream_retries.labels(outcome)
         for reason in ("overloaded", "payload_too_large"):
@@ -133,17 +136,11 @@ class Metrics:
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Record one served HTTP request."""
-        children = self._request_children.get((route, method, status))
-        if children is None:
-            code = str(status)
-            children = (
-                self.requests.labels(route, method, code),
-                self.request_seconds.labels(route, method, code),
-            )
-            # Bounded: route templates x methods x statuses, all from fixed sets.
-            self._request_children[(route, method, status)] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        code = self._statuses.get(status)
+        if code is None:
+            code = self._statuses[status] = str(status)
+        # Bounded: route templates x methods x statuses, all from fixed sets.
+        self._requests.observe((route, method, code), seconds)
 
     def graphql_operation(self, operation_type: str, outcome: str) -> None:
         """Record one executed GraphQL operation."""
@@ -167,7 +164,7 @@ class Metrics:
 
     def cache_result(self, result: CacheResult) -> None:
         """Record a cache verdict, and remember it for the request's access log line."""
-        self.cache_results.labels(result).inc()
+        self._cache_children[result].inc()
         ctx = current.get()
         if ctx is not None:
             ctx.cache_results.append(result)

@@ -50,7 +50,7 @@ class ObservabilityMiddleware:
                 message["headers"] = [*message.get("headers", ()), *extra_headers]
             await send(message)
 
-        self.metrics.in_flight.inc()
+        self.metrics.requests_in_flight += 1
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
@@ -62,7 +62,7 @@ class ObservabilityMiddleware:
             error = InternalError("The gateway failed to serve this request.")
             await send_error(send_with_id, scope["path"], error)
         finally:
-            self.metrics.in_flight.dec()
+            self.metrics.requests_in_flight -= 1
             seconds = time.perf_counter() - started
             route = _route_template(scope)
             self.metrics.request(route, scope["method"], status, seconds)

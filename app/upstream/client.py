@@ -1,4 +1,4 @@
-"""The only module that knows aioboto3 and botocore: one long-lived client, its errors mapped.
+"""One long-lived GetProxySession client and the policy around each call, errors mapped.
 
 botocore's own retries are off (one attempt per call): this module retries throttling,
 5xx and transport faults itself with jittered exponential backoff, so that the attempt
@@ -14,13 +14,11 @@ import logging
 import random
 import time
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
 from typing import Any
 
 import aioboto3
 from aiobotocore.session import get_session
 from botocore.config import Config
-from botocore.context import get_context
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -34,7 +32,6 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from botocore.parsers import ResponseParserError
-from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from app.breaker import BreakerState, CircuitBreaker
 from app.errors import (
@@ -56,6 +53,7 @@ from app.model import ProxySession
 from app.retry_budget import RetryBudget
 from app.settings import Settings
 from app.types import SessionKey, UpstreamObserver
+from app.upstream import tuning
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +93,6 @@ RETRYABLE: tuple[type[GatewayError], ...] = (
 
 NO_REGION = "no AWS region: set AWS_REGION or AWS_DEFAULT_REGION (or a profile's region)"
 
-# Distinct botocore feature sets seen per client; a handful in practice.
-USER_AGENT_VARIANTS = 32
-
 BACKOFF_BASE_SECONDS = 0.05
 BACKOFF_CAP_SECONDS = 1.0
 
@@ -113,46 +108,6 @@ def map_exception(exc: Exception) -> GatewayError:
             return error_type(f"{error_type.title}: {type(exc).__name__}.")
     # Raised from inside the client while reading the reply: botocore could not make sense of it.
     return UpstreamUnavailable(f"Malformed upstream reply ({type(exc).__name__}).")
-
-
-def parse_timestamp(value: object) -> datetime:
-    """ISO 8601 by the standard library (UTC when no offset), anything else by botocore."""
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    result: datetime = botocore_parse_timestamp(value)
-    return result
-
-
-def memoize_user_agent(client: Any) -> None:
-    """Build the client's User-Agent once per feature set instead of twice per call.
-
-    botocore rebuilds the string on every call (sanitizing some fifty components, a tenth
-    of a call's CPU) because features used during a call are named in it; the string is a
-    function of those features alone for one client, so it is cached by them.
-    """
-    creator: Any = getattr(client, "_user_agent_creator", None)
-    build = getattr(creator, "to_string", None)
-    if creator is None or build is None:  # another botocore: keep its behaviour
-        log.debug("botocore has no user agent creator here; not memoizing")
-        return
-    built: dict[frozenset[str], str] = {}
-
-    def to_string() -> str:
-        context = get_context()
-        features = frozenset(context.features) if context is not None else frozenset()
-        text = built.get(features)
-        if text is None:
-            if len(built) >= USER_AGENT_VARIANTS:
-                built.clear()
-            text = built[features] = build()
-        return text
-
-    creator.to_string = to_string
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -194,10 +149,7 @@ class Upstream:
             parameter_validation=False,
         )
         core = get_session()
-        # botocore parses every timestamp with dateutil, a sixth of a call's CPU; AWS sends
-        # ISO 8601, which the standard library parses far faster.
-        parsers = core.get_component("response_parser_factory")
-        parsers.set_parser_defaults(timestamp_parser=parse_timestamp)
+        tuning.install_timestamp_parser(core)
         session = aioboto3.Session(botocore_session=core, region_name=self._settings.aws_region)
         try:
             client = session.client(SERVICE, config=config)
@@ -207,7 +159,7 @@ class Upstream:
         if not self._client.meta.region_name:
             await self.close()
             raise RuntimeError(NO_REGION)
-        memoize_user_agent(self._client)
+        tuning.tune_client(self._client)
         log.debug(
             "upstream client ready",
             extra={
@@ -338,4 +290,4 @@ def _bounded_code(code: str | None) -> str:
     return code if code in AWS_ERRORS else "other"
 
 
-__all__ = ["AWS_ERRORS", "RETRYABLE", "Upstream", "UpstreamFault", "map_exception"]
+__all__ = ["AWS_ERRORS", "RETRYABLE", "Upstream", "map_exception"]

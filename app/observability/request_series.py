@@ -1,0 +1,83 @@
+"""The per-request metrics as plain numbers, turned into Prometheus samples at scrape time.
+
+`prometheus_client` takes a lock and walks the buckets in Python for every `inc` and
+`observe`; on a cache hit that was a visible share of the gateway's own work. Requests
+are counted on the event loop's thread only, so a counter here is a list of ints; the
+exposition is the same families, names, labels and buckets a `Counter` and a
+`Histogram` would give.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+Labels = tuple[str, ...]
+
+
+class _Series:
+    """One label set: a count per bucket (the last one +Inf) and the sum."""
+
+    __slots__ = ("buckets", "total")
+
+    def __init__(self, size: int) -> None:
+        self.buckets = [0] * size
+        self.total = 0.0
+
+
+class CountedHistogram(Collector):
+    """A counter `<name>` and a histogram `<histogram_name>` fed by one `observe`."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        histogram_name: str,
+        histogram_documentation: str,
+        labelnames: Sequence[str],
+        buckets: Sequence[float],
+    ) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._histogram_name = histogram_name
+        self._histogram_documentation = histogram_documentation
+        self._labelnames = list(labelnames)
+        self._bounds = [float(b) for b in buckets]
+        self._les = [floatToGoString(b) for b in self._bounds] + ["+Inf"]  # type: ignore[no-untyped-call]
+        self._series: dict[Labels, _Series] = {}
+
+    def observe(self, labels: Labels, value: float) -> None:
+        """Count one event with these label values, lasting `value` seconds."""
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = _Series(len(self._les))
+        series.buckets[bisect_left(self._bounds, value)] += 1
+        series.total += value
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        """The two families, as a scrape sees them."""
+        counter = CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
+        histogram = HistogramMetricFamily(
+            self._histogram_name, self._histogram_documentation, labels=self._labelnames
+        )
+        for labels, series in list(self._series.items()):
+            counts = list(series.buckets)
+            cumulative, running = [], 0
+            for le, count in zip(self._les, counts, strict=True):
+                running += count
+                cumulative.append((le, float(running)))
+            counter.add_metric(list(labels), float(running))
+            histogram.add_metric(list(labels), cumulative, series.total)
+        yield counter
+        yield histogram
+
+    def describe(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        """The families with no samples (what the registry checks names against)."""
+        yield CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
+        yield HistogramMetricFamily(
+            self._histogram_name, self._histogram_documentation, labels=self._labelnames
+        )

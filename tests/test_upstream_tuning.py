@@ -1,0 +1,122 @@
+"""botocore's per-call shortcuts give botocore's own results, byte for byte."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+from urllib.parse import quote
+
+import aioboto3
+import botocore.auth
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.context import start_as_current_context
+from botocore.credentials import Credentials
+from botocore.useragent import register_feature_id
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.upstream.tuning import FastSigV4Auth, memoize_user_agent, use_fast_sigv4
+
+_SEGMENT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters="/?#"), min_size=1, max_size=24
+)
+_ENDPOINTS = st.sampled_from(
+    [
+        "https://voice-chime.us-east-1.amazonaws.com",
+        "https://voice-chime.us-east-1.amazonaws.com:443",
+        "http://127.0.0.1:4566",
+        "http://localhost",
+        "http://[::1]:8080",
+        "https://user@example.com:8443",
+    ]
+)
+
+
+def _request(url: str, token_header: bool, extra: dict[str, str]) -> AWSRequest:
+    headers = {"User-Agent": "Botocore/1.0 ua/2.1", "Content-Type": "application/json", **extra}
+    if token_header:
+        headers["X-Amz-Security-Token"] = "stale"
+    request = AWSRequest(method="GET", url=url, headers=headers, data=b"")
+    request.context = {}
+    return request
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    endpoint=_ENDPOINTS,
+    vc=_SEGMENT,
+    ps=_SEGMENT,
+    query=st.sampled_from(["", "?b=2&a=1", "?x=%20y"]),
+    token=st.sampled_from([None, "session-token/with+symbols="]),
+    extra=st.dictionaries(
+        st.sampled_from(["X-Amz-Target", "x-custom", "Expect", "X-Amzn-Trace-Id"]),
+        st.text(alphabet="ab  c\t", min_size=1, max_size=8),
+        max_size=3,
+    ),
+    day=st.integers(min_value=0, max_value=3),
+)
+def test_fast_sigv4_signs_exactly_like_botocore(
+    endpoint: str,
+    vc: str,
+    ps: str,
+    query: str,
+    token: str | None,
+    extra: dict[str, str],
+    day: int,
+) -> None:
+    url = f"{endpoint}/voice-connectors/{quote(vc)}/proxy-sessions/{quote(ps)}{query}"
+    credentials = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
+    now = dt.datetime(2026, 11, 29 - day, 10, 0, 0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.auth, "get_current_datetime", lambda: now)
+        expected = _request(url, token is not None, extra)
+        SigV4Auth(credentials, "chime", "us-east-1").add_auth(expected)
+        actual = _request(url, token is not None, extra)
+        base = SigV4Auth(credentials, "chime", "us-east-1")
+        FastSigV4Auth.from_auth(base).add_auth(actual)
+
+    assert dict(actual.headers.items()) == dict(expected.headers.items())
+    assert actual.headers["Authorization"] == expected.headers["Authorization"]
+
+
+def _client_calls(check: Any) -> Any:
+    async def run() -> Any:
+        session = aioboto3.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        )
+        async with session.client("chime-sdk-voice") as client:
+            return await check(client)
+
+    return asyncio.run(run())
+
+
+def test_the_memoized_user_agent_is_botocores_for_every_feature_set() -> None:
+    async def check(client: Any) -> list[tuple[str, str]]:
+        original = client._user_agent_creator.to_string
+        memoize_user_agent(client)
+        pairs = []
+        for features in ([], ["RETRY_MODE_STANDARD"], ["RETRY_MODE_ADAPTIVE", "WAITER"], []):
+            with start_as_current_context():
+                for feature in features:
+                    register_feature_id(feature)
+                pairs.append((client._user_agent_creator.to_string(), original()))
+        return pairs
+
+    pairs = _client_calls(check)
+
+    assert all(memoized == built for memoized, built in pairs)
+    assert len({built for _, built in pairs}) == 3  # the features do change the string
+
+
+def test_the_client_signs_with_the_fast_signer_where_botocore_chose_sigv4() -> None:
+    async def check(client: Any) -> tuple[type, type]:
+        signer = client._request_signer
+        before = await signer.get_auth_instance("chime", "us-east-1", "v4")
+        use_fast_sigv4(client)
+        after = await signer.get_auth_instance("chime", "us-east-1", "v4")
+        return type(before), type(after)
+
+    assert _client_calls(check) == (SigV4Auth, FastSigV4Auth)

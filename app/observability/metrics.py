@@ -125,8 +125,7 @@ class Metrics:
         )
         self.build_info.labels(__version__, platform.python_version(), _version("botocore")).set(1)
         self._cache_children = {
-            result: self.cache_results.labels(result)
-            for result in get_args(CacheResult)
+            result: self.cache_results.labels(result) for result in get_args(CacheResult)
         }
         for outcome in ("made", "budget_exhausted"):
             self.upstream_retries.labels(outcome)

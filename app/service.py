@@ -118,7 +118,10 @@ class ProxySessionService:
         try:
             session = await self._source.get_proxy_session(key)
         except NotFound as error:
-            self._cache.put(key, error, self._settings.negative_cache_ttl_seconds)
+            # A fresh error, not the raised one: that one drags its traceback (botocore's
+            # frames, the reply) and its cause along for as long as the entry lives.
+            remembered = NotFound(error.detail, upstream_code=error.upstream_code)
+            self._cache.put(key, remembered, self._settings.negative_cache_ttl_seconds)
             self._observer.cache_size(len(self._cache))
             raise
         if self._mask_all:

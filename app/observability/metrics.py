@@ -24,6 +24,7 @@ class Metrics:
     def __init__(self) -> None:
         # `_created` series double the scrape for no operational use.
         disable_created_metrics()  # type: ignore[no-untyped-call]
+        self._upstream_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         # Every request feeds these: plain numbers, sampled at scrape time.
@@ -183,8 +184,15 @@ class Metrics:
 
     def upstream_attempt(self, outcome: str, aws_error_code: str, seconds: float) -> None:
         """Record one upstream attempt."""
-        self.upstream_calls.labels(outcome, aws_error_code).inc()
-        self.upstream_seconds.labels(outcome).observe(seconds)
+        children = self._upstream_children.get((outcome, aws_error_code))
+        if children is None:
+            # Bounded: gateway codes x modeled AWS codes (others are `other`).
+            children = self._upstream_children[(outcome, aws_error_code)] = (
+                self.upstream_calls.labels(outcome, aws_error_code),
+                self.upstream_seconds.labels(outcome),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 def _task_count() -> float:

@@ -131,7 +131,7 @@ def test_tokens_never_reach_the_logs(secured: Gateway, seeded: tuple[str, str]) 
     secured.get_session(*seeded, headers=_bearer("tok-alpha-0123456789"))
     secured.get_session(*seeded, headers=_bearer("attacker-guess-123"))
 
-    text = "\n".join(secured.log_lines())
+    text = "\n".join(secured.settled_log_lines())
 
     assert "tok-alpha" not in text
     assert "tok-beta" not in text

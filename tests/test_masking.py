@@ -60,7 +60,7 @@ def test_no_number_token_or_secret_leaks_into_logs_metrics_or_errors(
     emulator.fault(*seeded, raw_status=500, raw_body='{"Message": "+12065550101 exploded"}')
     bodies.append(gateway.get_session(*seeded, headers={**auth, "Cache-Control": "no-cache"}).text)
     metrics = gateway.client.get("/metrics").text
-    logs = "\n".join(gateway.log_lines())
+    logs = "\n".join(gateway.settled_log_lines())
 
     for where, text in [
         ("bodies", "\n".join(bodies[:3] + bodies[4:])),

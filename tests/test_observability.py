@@ -163,7 +163,7 @@ def test_phone_numbers_never_reach_the_logs_even_at_debug(
     emulator.fault(*seeded, raw_status=500, raw_body='{"Message": "+12065550100 broke"}')
     gateway.get_session(*seeded, headers={"Cache-Control": "no-cache"})
 
-    lines = gateway.log_lines()
+    lines = gateway.settled_log_lines()
 
     assert any('"level":"DEBUG"' in line for line in lines)
     assert not [line for line in lines if PHONE.search(line)]

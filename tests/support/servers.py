@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +141,17 @@ class Gateway:
     def log_lines(self) -> list[str]:
         """Everything the process wrote to stdout and stderr so far."""
         return self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+    def settled_log_lines(self) -> list[str]:
+        """The log once every line logged so far is written.
+
+        Lines reach stdout in batches (app.observability.log_buffer), in order: a probe's
+        access line showing up means everything logged before it is there too.
+        """
+        marker = f"settle-{uuid.uuid4().hex}"
+        self.client.get("/healthz", headers={"X-Request-ID": marker})
+        self.wait_for_records(lambda record: record.get("request_id") == marker)
+        return self.log_lines()
 
     def log_records(self) -> list[dict[str, Any]]:
         """The stdout lines parsed as JSON objects (every line must be one)."""

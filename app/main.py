@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from starlette.types import ASGIApp
 
 from app import __version__, ops, runtime
 from app.auth import AuthMiddleware, build_authenticator
+from app.edge_errors import bug_error, error_reply
 from app.graphql.fast_path import GraphQLFastPath
 from app.graphql.response_cache import ResponseCache
 from app.graphql.schema import build_router
@@ -66,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("gateway stopped")
             logs.flush()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="Proxy-session gateway",
         version=__version__,
         description=DESCRIPTION,
@@ -85,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(ops.router)
     rest_errors.install(app)
+    app.add_exception_handler(Exception, _bug_response)
     # add_middleware wraps what is there, so the last added runs first. A request meets:
     # observability (and security headers), limits, CORS, auth, the two fast paths, FastAPI.
     app.add_middleware(RestFastPath, state=state)
@@ -102,6 +105,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ObservabilityMiddleware, metrics=state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+class GatewayApp(FastAPI):
+    """FastAPI, with the gateway's pure ASGI middleware outside FastAPI's own layers.
+
+    FastAPI wraps user middleware in its error, telemetry and body-limit layers; every
+    request would pay for them before the gateway's fast paths answer below. Here the
+    gateway's layers (observability first) wrap FastAPI's whole stack instead, so a
+    request FastAPI never sees never meets them; FastAPI's bug handler
+    (`_bug_response`) still answers what escapes a route, as a problem.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """FastAPI's stack without the user middleware, then the user middleware around it."""
+        edge, self.user_middleware = self.user_middleware, []
+        try:
+            stack = super().build_middleware_stack()
+        finally:
+            self.user_middleware = edge
+        for cls, args, kwargs in reversed(edge):
+            stack = cls(stack, *args, **kwargs)
+        return stack
+
+
+async def _bug_response(request: Request, _: Exception) -> Response:
+    """What FastAPI sends for an exception a route let through (logged by observability)."""
+    error = bug_error()
+    headers, body = error_reply(request.url.path, error)
+    response = Response(body, status_code=error.status)
+    response.raw_headers[:] = [*headers, (b"content-length", b"%d" % len(body))]
+    return response
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

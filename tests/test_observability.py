@@ -11,8 +11,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from starlette.types import Receive, Scope, Send
 
+from app.main import create_app
 from app.observability.metrics import Metrics
 from app.observability.middleware import ObservabilityMiddleware
+from app.settings import Settings
 from tests.conftest import NAME_QUERY, GatewayFactory, session_with
 from tests.support.servers import Emulator, Gateway
 
@@ -189,6 +191,35 @@ def test_middleware_turns_a_bug_into_a_bare_500_problem() -> None:
     assert reply.json()["requestId"] == "bug-1"
     assert "secret" not in reply.text
     assert "Traceback" not in reply.text
+
+
+def test_a_bug_in_a_fastapi_route_is_a_bare_500_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = create_app(Settings())
+    path = "/boom"
+
+    @app.api_route(path, methods=["GET"])
+    async def boom() -> None:
+        raise RuntimeError("secret internal detail /etc/passwd")
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            return await client.get(path, headers={"X-Request-ID": "bug-2"})
+
+    with caplog.at_level("ERROR"):
+        reply = asyncio.run(call())
+
+    assert reply.status_code == 500
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert reply.headers["x-request-id"] == "bug-2"
+    assert int(reply.headers["content-length"]) == len(reply.content)
+    assert reply.json()["code"] == "INTERNAL_SERVER_ERROR"
+    assert reply.json()["requestId"] == "bug-2"
+    assert "secret" not in reply.text
+    assert "Traceback" not in reply.text
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == ["unhandled error"]
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])

@@ -11,8 +11,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.asgi import header
-from app.edge_errors import send_error
-from app.errors import InternalError
+from app.edge_errors import bug_error, send_error
 from app.observability.context import RequestContext, current, request_id_from
 from app.observability.logs import AccessLog
 from app.observability.metrics import Metrics
@@ -55,12 +54,12 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send_with_id)
         except Exception:
             # The last line of defence: a bug becomes a bare 500 problem, logged with its
-            # traceback here and never sent to the caller.
+            # traceback here and never sent to the caller. When an answer is already out
+            # (FastAPI's error handler sent the 500, or a stream broke half way), there is
+            # nothing left to send: uvicorn closes a connection left unfinished.
             access_log.exception("unhandled error")
-            if status_sent:
-                raise
-            error = InternalError("The gateway failed to serve this request.")
-            await send_error(send_with_id, scope["path"], error)
+            if not status_sent:
+                await send_error(send_with_id, scope["path"], bug_error())
         finally:
             self.metrics.requests_in_flight -= 1
             seconds = time.perf_counter() - started

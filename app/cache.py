@@ -46,7 +46,10 @@ class TtlCache(Generic[K, V]):
 
     def get(self, key: K) -> Entry[V] | None:
         """The entry for `key`, fresh or stale, or None once it has expired entirely."""
-        return self._data.get(key)
+        try:  # one lookup; `get` would look the key up twice
+            return self._data[key]
+        except KeyError:
+            return None
 
     def put(self, key: K, value: V, ttl: float, stale_for: float = 0.0) -> Entry[V]:
         """Store `value` fresh for `ttl` seconds, then kept stale for `stale_for` more."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.asgi import PROBE_PATHS, header
+from app.asgi import PROBE_PATHS
 from app.edge_errors import send_error
 from app.errors import GatewayError, Overloaded, PayloadTooLarge
 from app.observability.metrics import Metrics
@@ -32,14 +32,19 @@ class RequestLimitsMiddleware:
             self.metrics.shed("overloaded")
             await _refuse(send, scope, Overloaded("Too many requests in flight; retry shortly."))
             return
-        length = header(scope, b"content-length")
+        length = chunked = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value if length is None else length
+            elif name == b"transfer-encoding":
+                chunked = value
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             self.metrics.shed("payload_too_large")
             await _refuse(send, scope, self._too_large())
             return
         self.inflight += 1
         try:
-            if length is None and header(scope, b"transfer-encoding") is None:
+            if length is None and chunked is None:
                 await self.app(scope, receive, send)  # no body to count (a plain GET)
             else:
                 await self._serve(scope, receive, send)

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import __version__, ops, runtime
 from app.auth import AuthMiddleware, build_authenticator
@@ -116,6 +116,22 @@ class GatewayApp(FastAPI):
     request FastAPI never sees never meets them; FastAPI's bug handler
     (`_bug_response`) still answers what escapes a route, as a problem.
     """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Requests go straight to the stack; the lifespan the way FastAPI runs it.
+
+        FastAPI's own `__call__` would check its OpenTelemetry switch on every request
+        (telemetry is off here) before reaching the same stack through Starlette's.
+        """
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        if self.root_path:
+            scope["root_path"] = self.root_path
+        scope["app"] = self
+        if self.middleware_stack is None:
+            self.middleware_stack = self.build_middleware_stack()
+        await self.middleware_stack(scope, receive, send)
 
     def build_middleware_stack(self) -> ASGIApp:
         """FastAPI's stack without the user middleware, then the user middleware around it."""

@@ -35,11 +35,12 @@ async def send_error(
 ) -> None:
     """Answer with `error` in the shape the path's door speaks (see `error_reply`)."""
     headers, body = error_reply(path, error)
+    length = (b"content-length", b"%d" % len(body))
     await send(
         {
             "type": "http.response.start",
             "status": error.status,
-            "headers": [*headers, *extra_headers],
+            "headers": [*headers, length, *extra_headers],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -46,7 +46,15 @@ _SECONDS = re.compile(r"(ttl=|max-age=)\d+")
 
 def _comparable(reply: httpx.Response) -> tuple[int, dict[str, str], Any]:
     """Status, the contract's headers and the body, minus what differs per request."""
-    names = ("content-type", "cache-control", "cache-status", "etag", "retry-after")
+    names = (
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "cache-control",
+        "cache-status",
+        "etag",
+        "retry-after",
+    )
     headers = {
         name: _SECONDS.sub(r"\1N", reply.headers[name]) for name in names if name in reply.headers
     }

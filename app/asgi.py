@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from starlette.types import Scope
@@ -16,6 +17,12 @@ class RouteTemplate:
     """What a fast path puts in `scope["route"]`, so metrics label it like the router would."""
 
     path: str
+
+
+def template_pattern(template: str, segment: str = "[^/]+") -> re.Pattern[str]:
+    """A regex for the paths of a route template, one group per `{parameter}`."""
+    literals = re.split(r"\{[^}]+\}", template)
+    return re.compile(f"({segment})".join(re.escape(literal) for literal in literals))
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:

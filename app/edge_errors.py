@@ -19,15 +19,28 @@ def graphql_error_body(error: GatewayError, request_id: str | None) -> bytes:
     )
 
 
-def error_reply(path: str, error: GatewayError) -> tuple[list[tuple[bytes, bytes]], bytes]:
-    """Headers and body for `error`: a GraphQL body on `/graphql`, an RFC 9457 problem
-    elsewhere."""
-    request_id = current_request_id()
+Reply = tuple[list[tuple[bytes, bytes]], bytes]
+"""Raw headers (`Content-Length` included) and body of an error answer."""
+
+
+def problem_reply(error: GatewayError) -> Reply:
+    """`error` as an RFC 9457 problem."""
+    return _framed(problem_headers(error), problem_bytes(error, current_request_id()))
+
+
+def error_reply(path: str, error: GatewayError) -> Reply:
+    """`error` in the shape the path's door speaks: a GraphQL body on `/graphql`, else a
+    problem."""
+    if path != GRAPHQL_PATH:
+        return problem_reply(error)
     headers = problem_headers(error)
-    if path == GRAPHQL_PATH:
-        headers[0] = (b"content-type", b"application/json")
-        return headers, graphql_error_body(error, request_id)
-    return headers, problem_bytes(error, request_id)
+    headers[0] = (b"content-type", b"application/json")
+    return _framed(headers, graphql_error_body(error, current_request_id()))
+
+
+def _framed(headers: list[tuple[bytes, bytes]], body: bytes) -> Reply:
+    headers.append((b"content-length", b"%d" % len(body)))
+    return headers, body
 
 
 async def send_error(
@@ -35,12 +48,11 @@ async def send_error(
 ) -> None:
     """Answer with `error` in the shape the path's door speaks (see `error_reply`)."""
     headers, body = error_reply(path, error)
-    length = (b"content-length", b"%d" % len(body))
     await send(
         {
             "type": "http.response.start",
             "status": error.status,
-            "headers": [*headers, length, *extra_headers],
+            "headers": [*headers, *extra_headers],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -8,12 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import __version__, ops, runtime
 from app.auth import AuthMiddleware, build_authenticator
-from app.edge_errors import bug_error, error_reply
 from app.graphql.fast_path import GraphQLFastPath
 from app.graphql.response_cache import ResponseCache
 from app.graphql.schema import build_router
@@ -87,7 +86,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(ops.router)
     rest_errors.install(app)
-    app.add_exception_handler(Exception, _bug_response)
     # add_middleware wraps what is there, so the last added runs first. A request meets:
     # observability (and security headers), limits, CORS, auth, the two fast paths, FastAPI.
     app.add_middleware(RestFastPath, state=state)
@@ -114,7 +112,7 @@ class GatewayApp(FastAPI):
     request would pay for them before the gateway's fast paths answer below. Here the
     gateway's layers (observability first) wrap FastAPI's whole stack instead, so a
     request FastAPI never sees never meets them; FastAPI's bug handler
-    (`_bug_response`) still answers what escapes a route, as a problem.
+    (`app.rest.errors`) still answers what escapes a route, as a problem.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -143,15 +141,6 @@ class GatewayApp(FastAPI):
         for cls, args, kwargs in reversed(edge):
             stack = cls(stack, *args, **kwargs)
         return stack
-
-
-async def _bug_response(request: Request, _: Exception) -> Response:
-    """What FastAPI sends for an exception a route let through (logged by observability)."""
-    error = bug_error()
-    headers, body = error_reply(request.url.path, error)
-    response = Response(body, status_code=error.status)
-    response.raw_headers[:] = [*headers, (b"content-length", b"%d" % len(body))]
-    return response
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -80,42 +80,29 @@ def short_code(code: str) -> str:
 
 def error(code: str, status: int, message: str) -> web.Response:
     """Answer a service error the way Chime SDK Voice does."""
-    body = json.dumps({"Code": short_code(code), "Message": message})
-    return web.Response(
-        status=status,
-        body=body.encode(),
-        headers={
-            "Content-Type": JSON,
-            "x-amzn-RequestId": request_id(),
-            "x-amzn-ErrorType": f"{code}:{ERROR_NAMESPACE}",
-        },
-    )
+    body = json.dumps({"Code": short_code(code), "Message": message}).encode()
+    return _error(status, body, f"{code}:{ERROR_NAMESPACE}")
 
 
 def missing_authentication() -> web.Response:
     """Answer an unsigned request the way the AWS front door does."""
-    return web.Response(
-        status=403,
-        body=b'{"message":"Missing Authentication Token"}',
-        headers={
-            "Content-Type": JSON,
-            "x-amzn-RequestId": request_id(),
-            "x-amzn-ErrorType": "MissingAuthenticationTokenException",
-        },
-    )
+    body = b'{"message":"Missing Authentication Token"}'
+    return _error(403, body, "MissingAuthenticationTokenException")
 
 
 def unknown_operation() -> web.Response:
     """Answer a signed request that names no operation."""
-    return web.Response(
-        status=404,
-        body=b'{"message":"Unknown operation"}',
-        headers={
-            "Content-Type": JSON,
-            "x-amzn-RequestId": request_id(),
-            "x-amzn-ErrorType": f"UnknownOperationException:{CORAL_NAMESPACE}",
-        },
-    )
+    body = b'{"message":"Unknown operation"}'
+    return _error(404, body, f"UnknownOperationException:{CORAL_NAMESPACE}")
+
+
+def _error(status: int, body: bytes, error_type: str) -> web.Response:
+    headers = {
+        "Content-Type": JSON,
+        "x-amzn-RequestId": request_id(),
+        "x-amzn-ErrorType": error_type,
+    }
+    return web.Response(status=status, body=body, headers=headers)
 
 
 def raw(status: int, body: bytes) -> web.Response:

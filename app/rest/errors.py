@@ -1,29 +1,39 @@
-"""Exception handlers that render every error on the REST side as RFC 9457 problems."""
+"""FastAPI's exception handlers: every error on the REST side as an RFC 9457 problem, and
+a route's unexpected exception as a bare 500 in the shape of the door it reached."""
 
 from __future__ import annotations
-
-import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from app.asgi import template_pattern
+from app.edge_errors import Reply, bug_error, error_reply, problem_reply
 from app.errors import BadUserInput, GatewayError, MethodNotAllowed, NotFound
 from app.model import validate_id
-from app.observability.context import current_request_id
-from app.problems import problem_bytes, problem_headers
+from app.rest.routes import SESSION_PATH
 
 # A path shaped like the session route but with an empty id segment misses the router.
-_EMPTY_ID = re.compile(r"/v1/voice-connectors/[^/]*/proxy-sessions/[^/]*")
+_EMPTY_ID = template_pattern(SESSION_PATH, "[^/]*")
 _HTTP_ERRORS: dict[int, type[GatewayError]] = {404: NotFound, 405: MethodNotAllowed}
 
 
 def _render(error: GatewayError) -> Response:
-    headers = problem_headers(error)
-    response = Response(problem_bytes(error, current_request_id()), status_code=error.status)
-    response.raw_headers.extend(headers)
+    return _response(error.status, problem_reply(error))
+
+
+def _response(status: int, reply: Reply) -> Response:
+    headers, body = reply
+    response = Response(body, status_code=status)
+    response.raw_headers[:] = headers
     return response
+
+
+async def _bug(request: Request, _: Exception) -> Response:
+    """A route let an exception through (the observability middleware logs it)."""
+    error = bug_error()
+    return _response(error.status, error_reply(request.url.path, error))
 
 
 async def _gateway_error(_: Request, exc: Exception) -> Response:
@@ -62,3 +72,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _bug)

@@ -9,18 +9,16 @@ stays the documented operation and renders the 400; the tests hold both to the c
 
 from __future__ import annotations
 
-import re
-
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.asgi import RouteTemplate
+from app.asgi import RouteTemplate, template_pattern
 from app.edge_errors import send_error
 from app.errors import BadUserInput, GatewayError
 from app.model import validate_key
 from app.rest.routes import SESSION_PATH, session_reply
 from app.state import AppState
 
-_SESSION = re.compile(r"/v1/voice-connectors/([^/]+)/proxy-sessions/([^/]+)")
+_SESSION = template_pattern(SESSION_PATH)
 
 ROUTE = RouteTemplate(SESSION_PATH)
 

@@ -10,10 +10,10 @@ from types import FrameType
 import uvicorn
 from pydantic import ValidationError
 
+from app.http.state import Lifecycle
 from app.main import create_app
 from app.observability import logs
 from app.settings import Settings
-from app.state import Lifecycle
 
 
 def _settings_or_exit() -> Settings:

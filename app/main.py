@@ -12,21 +12,22 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import __version__, ops, runtime
-from app.auth import AuthMiddleware, build_authenticator
+from app.auth import build_authenticator
 from app.graphql.fast_path import GraphQLFastPath
 from app.graphql.response_cache import ResponseCache
 from app.graphql.schema import build_router
-from app.limits import RequestLimitsMiddleware
+from app.http.auth import AuthMiddleware
+from app.http.limits import RequestLimitsMiddleware
+from app.http.observability import ObservabilityMiddleware
+from app.http.security_headers import GraphQLCorsMiddleware
+from app.http.state import AppState
 from app.observability import logs
 from app.observability.metrics import Metrics
-from app.observability.middleware import ObservabilityMiddleware
 from app.rest import errors as rest_errors
 from app.rest.fast_path import RestFastPath
 from app.rest.routes import router as rest_router
-from app.security_headers import GraphQLCorsMiddleware
-from app.service import ProxySessionService
+from app.service.sessions import ProxySessionService
 from app.settings import Settings
-from app.state import AppState
 from app.upstream import Upstream
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.state import StateDep
+from app.http.state import StateDep
 
 router = APIRouter(tags=["operations"])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import tomllib
 from pathlib import Path
 
@@ -31,7 +32,67 @@ def _top(names: set[str]) -> set[str]:
     return {name.split(".")[0] for name in names}
 
 
-def test_only_the_upstream_module_knows_aws_sdks() -> None:
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("app.__main__", "app.export"),
+    ("app.main",),
+    ("app.rest", "app.graphql", "app.ops"),
+    ("app.http",),
+    ("app.auth",),
+    ("app.observability",),
+    ("app.service",),
+    ("app.cache", "app.upstream"),
+    ("app.domain",),
+    ("app.settings", "app.runtime", "app"),
+)
+"""The house, top floor first: a module imports only from its own floor's package or below.
+
+Packages on one floor are neighbours that never import each other (the doors; the cache
+and the upstream client)."""
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _package(module: str) -> tuple[int, str]:
+    """The floor and the package of an app module (the longest prefix listed)."""
+    best: tuple[int, str] | None = None
+    for floor, packages in enumerate(LAYERS):
+        for package in packages:
+            if (module == package or module.startswith(package + ".")) and (
+                best is None or len(package) > len(best[1])
+            ):
+                best = (floor, package)
+    assert best is not None, f"{module} is on no floor of LAYERS"
+    return best
+
+
+def _app_imports() -> dict[str, set[str]]:
+    return {
+        _module_name(path): {n for n in _imports(path) if n == "app" or n.startswith("app.")}
+        for path in APP.rglob("*.py")
+    }
+
+
+def test_every_app_module_is_on_a_floor() -> None:
+    for module in _app_imports():
+        _package(module)
+
+
+def test_imports_only_go_down_the_layers() -> None:
+    upward = []
+    for module, names in _app_imports().items():
+        floor, package = _package(module)
+        for name in names:
+            target_floor, target = _package(name)
+            if target_floor < floor or (target_floor == floor and target != package):
+                upward.append(f"{module} imports {name}")
+
+    assert upward == []
+
+
+def test_only_the_upstream_package_knows_aws_sdks() -> None:
     users = {
         m
         for m, names in _modules(APP).items()
@@ -41,25 +102,9 @@ def test_only_the_upstream_module_knows_aws_sdks() -> None:
     assert users == {"app/upstream/client.py", "app/upstream/tuning.py"}
 
 
-def test_the_doors_never_import_each_other() -> None:
-    modules = _modules(APP)
-
-    assert not [
-        m
-        for m, n in modules.items()
-        if m.startswith("app/rest/") and any(x.startswith("app.graphql") for x in n)
-    ]
-    assert not [
-        m
-        for m, n in modules.items()
-        if m.startswith("app/graphql/") and any(x.startswith("app.rest") for x in n)
-    ]
-
-
 def test_the_cache_knows_no_http_and_no_aws() -> None:
-    for module in ("app/cache.py", "app/singleflight.py"):
-        names = _top(_modules(APP)[module])
-        assert names <= {
+    for module, names in _modules(APP / "cache").items():
+        assert _top(names) <= {
             "__future__",
             "asyncio",
             "collections",
@@ -70,10 +115,41 @@ def test_the_cache_knows_no_http_and_no_aws() -> None:
         }, module
 
 
-def test_the_service_knows_no_http() -> None:
-    names = _top(_modules(APP)["app/service.py"])
+HTTP_LIBRARIES = {"fastapi", "starlette", "strawberry", "uvicorn", "httpx", "aioboto3", "botocore"}
+# What HTTP looks like in code: header names, RFC 9211 parameters, status-code words.
+HTTP_WORDS = re.compile(
+    r"cache-status|cache-control|max-age|retry-after|www-authenticate|content-type|"
+    r"fwd=|ttl=|fwd-status|stored|proxy-gateway|http|header|status_code|\.status\b",
+    re.IGNORECASE,
+)
 
-    assert not names & {"fastapi", "starlette", "strawberry", "aioboto3", "botocore"}
+
+def test_the_service_speaks_no_http() -> None:
+    for path in (APP / "service").rglob("*.py"):
+        assert not _top(_imports(path)) & HTTP_LIBRARIES, path
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        words = [
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+            and HTTP_WORDS.search(node.value)
+        ]
+        attributes = [
+            node.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and HTTP_WORDS.fullmatch("." + node.attr)
+        ]
+        assert words == [], path
+        assert attributes == [], path
 
 
 def test_app_and_emulator_never_import_each_other() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.breaker import BreakerState, CircuitBreaker
+from app.upstream.breaker import BreakerState, CircuitBreaker
 from tests.support.clock import Clock
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.cache import TtlCache
+from app.cache.ttl_cache import TtlCache
 from tests.support.clock import Clock
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from app.domain.model import ID_PATTERN
 from app.export import OPENAPI, SCHEMA, openapi_text, schema_text
-from app.model import ID_PATTERN
 
 
 def test_openapi_json_is_current() -> None:

@@ -13,7 +13,7 @@ from app.graphql.context import Context
 from app.graphql.limits import Limits
 from app.graphql.schema import build_schema
 from app.observability.metrics import Metrics
-from app.service import ProxySessionService
+from app.service.sessions import ProxySessionService
 from app.settings import Settings
 from app.upstream import Upstream
 from tests.conftest import FULL, NAME_QUERY, GatewayFactory, session_with

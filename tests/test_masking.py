@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from app.masking import mask_phone
+from app.domain.masking import mask_phone
 from tests.conftest import NAME_QUERY, GatewayFactory
 from tests.support.servers import Emulator
 

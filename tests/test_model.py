@@ -10,7 +10,7 @@ import botocore.session
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.model import rfc3339
+from app.domain.model import rfc3339
 from tests.conftest import FULL
 from tests.support.servers import Emulator, Gateway
 

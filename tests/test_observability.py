@@ -11,9 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from starlette.types import Receive, Scope, Send
 
+from app.http.observability import ObservabilityMiddleware
 from app.main import create_app
 from app.observability.metrics import Metrics
-from app.observability.middleware import ObservabilityMiddleware
 from app.settings import Settings
 from tests.conftest import NAME_QUERY, GatewayFactory, session_with
 from tests.support.servers import Emulator, Gateway

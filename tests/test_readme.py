@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import app.errors
+import app.domain.errors
 from app.settings import Settings
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
@@ -19,8 +19,8 @@ def test_every_setting_is_in_the_settings_table() -> None:
 def test_every_error_code_is_in_the_error_table() -> None:
     codes = {
         cls.code
-        for cls in vars(app.errors).values()
-        if isinstance(cls, type) and issubclass(cls, app.errors.GatewayError)
+        for cls in vars(app.domain.errors).values()
+        if isinstance(cls, type) and issubclass(cls, app.domain.errors.GatewayError)
     }
     for code in codes:
         assert f"| `{code}` |" in README, code

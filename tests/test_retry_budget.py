@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.retry_budget import RetryBudget
+from app.upstream.retry_budget import RetryBudget
 from tests.support.clock import Clock
 
 

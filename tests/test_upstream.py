@@ -11,7 +11,7 @@ import botocore.session
 import pytest
 from botocore.utils import parse_timestamp as botocore_parse
 
-from app.errors import GatewayError
+from app.domain.errors import GatewayError
 from app.upstream import AWS_ERRORS, RETRYABLE, parse_timestamp
 from tests.conftest import GatewayFactory
 from tests.support.servers import Emulator, Gateway, start_gateway

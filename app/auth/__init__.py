@@ -1,18 +1,16 @@
 """Authentication: static bearer tokens and OIDC JWTs, checked before anything is cached or read.
 
 `build_authenticator(settings, metrics)` gives the `Authenticator` (None when auth is off),
-whose `start()`/`close()` belong in the lifespan; `AuthMiddleware(app, authenticator=...)`
-applies it to every route but the probes and metrics.
+whose `start()`/`close()` belong in the lifespan; the edge (`app.http`) applies it to every
+route but the probes and metrics.
 """
 
 from __future__ import annotations
 
 from app.auth.authenticator import Authenticator, Refusal, build_authenticator
-from app.auth.middleware import AuthMiddleware
 from app.auth.tokens import TokenVerifier
 
 __all__ = [
-    "AuthMiddleware",
     "Authenticator",
     "Refusal",
     "TokenVerifier",

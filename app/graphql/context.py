@@ -8,13 +8,13 @@ from collections.abc import Awaitable, Callable
 from fastapi import Request
 from strawberry.fastapi import BaseContext
 
+from app.domain.model import SessionRecord, validate_key
+from app.domain.types import SessionKey
 from app.graphql.types import ProxySession
-from app.model import SessionRecord, validate_key
+from app.http.revalidation import wants_revalidation
+from app.http.state import get_service, get_state
 from app.observability.metrics import Metrics
-from app.revalidation import wants_revalidation
-from app.service import ProxySessionService
-from app.state import get_service, get_state
-from app.types import SessionKey
+from app.service.sessions import ProxySessionService
 
 
 class Context(BaseContext):

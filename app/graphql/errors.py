@@ -12,7 +12,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from app.errors import BadUserInput, GatewayError, InternalError
+from app.domain.errors import BadUserInput, GatewayError, InternalError
 from app.graphql.limits import Refusal
 from app.observability.context import current_request_id
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.asgi import GRAPHQL_PATH, RouteTemplate
 from app.graphql.response_cache import ResponseCache, cache_key
-from app.revalidation import wants_revalidation
-from app.state import AppState
+from app.http.asgi import GRAPHQL_PATH, RouteTemplate
+from app.http.revalidation import wants_revalidation
+from app.http.state import AppState
 
 ROUTE = RouteTemplate(GRAPHQL_PATH)
 _JSON = (b"content-type", b"application/json")

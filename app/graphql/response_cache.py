@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import orjson
 from cachetools import LRUCache
 
-from app.model import SessionRecord
-from app.service import ProxySessionService
-from app.types import SessionKey
+from app.domain.model import SessionRecord
+from app.domain.types import SessionKey
+from app.service.sessions import ProxySessionService
 
 MAX_BYTES = 16 * 1024 * 1024
 

@@ -15,8 +15,7 @@ from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
-from app.asgi import GRAPHQL_PATH as PATH
-from app.errors import MethodNotAllowed, UnsupportedMediaType
+from app.domain.errors import MethodNotAllowed, UnsupportedMediaType
 from app.graphql.context import Context
 from app.graphql.errors import (
     BAD_REQUEST,
@@ -26,7 +25,8 @@ from app.graphql.errors import (
     refused_limits,
 )
 from app.graphql.response_cache import ResponseCache, cache_key
-from app.state import get_state
+from app.http.asgi import GRAPHQL_PATH as PATH
+from app.http.state import get_state
 
 JSON = "application/json"
 # Every other method gets a GraphQL-shaped 405 (or the IDE page) instead of the REST one.

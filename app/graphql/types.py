@@ -8,9 +8,9 @@ from typing import TypeVar
 
 import strawberry
 
-from app import model
-from app.masking import mask_phone
-from app.model import rfc3339
+from app.domain import model
+from app.domain.masking import mask_phone
+from app.domain.model import rfc3339
 
 
 def _parse_datetime(value: object) -> datetime:

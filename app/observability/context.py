@@ -7,7 +7,7 @@ import re
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from app.types import CacheResult
+from app.domain.types import CacheResult
 
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 # What the log redaction treats as a phone number (see app.observability.logs).

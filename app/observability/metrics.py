@@ -10,10 +10,10 @@ from typing import get_args
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from app import __version__
-from app.breaker import BreakerState
+from app.domain.types import CacheResult
 from app.observability.context import current
 from app.observability.request_series import CountedHistogram
-from app.types import CacheResult
+from app.upstream.breaker import BreakerState
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 

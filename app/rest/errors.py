@@ -8,10 +8,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from app.asgi import template_pattern
-from app.edge_errors import Reply, bug_error, error_reply, problem_reply
-from app.errors import BadUserInput, GatewayError, MethodNotAllowed, NotFound
-from app.model import validate_id
+from app.domain.errors import BadUserInput, GatewayError, MethodNotAllowed, NotFound
+from app.domain.model import validate_id
+from app.http.asgi import template_pattern
+from app.http.errors import Reply, bug_error, error_reply, problem_reply
 from app.rest.routes import SESSION_PATH
 
 # A path shaped like the session route but with an empty id segment misses the router.

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.asgi import RouteTemplate, template_pattern
-from app.edge_errors import send_error
-from app.errors import BadUserInput, GatewayError
-from app.model import validate_key
+from app.domain.errors import BadUserInput, GatewayError
+from app.domain.model import validate_key
+from app.http.asgi import RouteTemplate, template_pattern
+from app.http.errors import send_error
+from app.http.state import AppState
 from app.rest.routes import SESSION_PATH, session_reply
-from app.state import AppState
 
 _SESSION = template_pattern(SESSION_PATH)
 

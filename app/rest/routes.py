@@ -7,13 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Response
 
-from app.model import ID_MAX_LENGTH, ID_PATTERN, validate_key
-from app.problems import PROBLEM_JSON
+from app.domain.model import ID_MAX_LENGTH, ID_PATTERN, validate_key
+from app.domain.types import SessionKey
+from app.http.problems import PROBLEM_JSON
+from app.http.revalidation import wants_revalidation
+from app.http.state import ServiceDep
 from app.rest.schemas import GetProxySessionResponse, Problem
-from app.revalidation import wants_revalidation
-from app.service import ProxySessionService
-from app.state import ServiceDep
-from app.types import SessionKey
+from app.service.sessions import ProxySessionService
 
 router = APIRouter(tags=["proxy-sessions"])
 

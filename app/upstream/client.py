@@ -33,8 +33,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
-from app.breaker import BreakerState, CircuitBreaker
-from app.errors import (
+from app.domain.errors import (
     BadUserInput,
     CircuitOpen,
     Forbidden,
@@ -49,11 +48,13 @@ from app.errors import (
     UpstreamUnauthorized,
     UpstreamUnavailable,
 )
-from app.model import ProxySession
-from app.retry_budget import RetryBudget
+from app.domain.model import ProxySession
+from app.domain.types import SessionKey
 from app.settings import Settings
-from app.types import SessionKey, UpstreamObserver
 from app.upstream import tuning
+from app.upstream.breaker import BreakerState, CircuitBreaker
+from app.upstream.observer import UpstreamObserver
+from app.upstream.retry_budget import RetryBudget
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ class Upstream:
             retries={"mode": "standard", "total_max_attempts": 1},
             tcp_keepalive=True,
             user_agent_appid="proxy-session-gateway",
-            # The ids were validated before any call (app.model.validate_key); botocore
+            # The ids were validated before any call (app.domain.model.validate_key); botocore
             # would walk the input shape again on every call for nothing.
             parameter_validation=False,
         )

@@ -19,9 +19,9 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.errors import GatewayError
+from app.domain.errors import GatewayError
+from app.domain.types import CacheResult
 from app.settings import Settings
-from app.types import CacheResult
 from tests.conftest import NAME_QUERY
 from tests.support.servers import ROOT, Gateway
 

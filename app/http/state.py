@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.observability.metrics import Metrics
-from app.service import ProxySessionService
+from app.service.sessions import ProxySessionService
 from app.settings import Settings
 
 

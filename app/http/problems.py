@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from app.errors import GatewayError, Unauthenticated
+from app.domain.errors import GatewayError, Unauthenticated
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://proxy-session-gateway.internal/problems/"

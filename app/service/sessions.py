@@ -6,12 +6,12 @@ import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
-from app.cache import Entry, TtlCache
-from app.errors import GatewayError, NotFound, UpstreamFault
-from app.model import ProxySession, SessionRecord
+from app.cache.singleflight import SingleFlight
+from app.cache.ttl_cache import Entry, TtlCache
+from app.domain.errors import GatewayError, NotFound, UpstreamFault
+from app.domain.model import ProxySession, SessionRecord
+from app.domain.types import CacheObserver, CacheResult, SessionKey
 from app.settings import Settings
-from app.singleflight import SingleFlight
-from app.types import CacheObserver, CacheResult, SessionKey
 
 CACHE_NAME = "proxy-gateway"
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.asgi import GRAPHQL_PATH
+from app.http.asgi import GRAPHQL_PATH
 
 # An API answers JSON: nothing in it may be sniffed, framed, or load anything.
 HEADERS: tuple[tuple[bytes, bytes], ...] = (

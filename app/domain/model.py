@@ -11,9 +11,9 @@ from typing import Any
 
 import orjson
 
-from app.errors import BadUserInput
-from app.masking import mask_phone
-from app.types import SessionKey
+from app.domain.errors import BadUserInput
+from app.domain.masking import mask_phone
+from app.domain.types import SessionKey
 
 ID_MAX_LENGTH = 128
 # AWS's Java `\S` is the complement of these six characters, not Python's `\s`.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.asgi import PROBE_PATHS
-from app.edge_errors import send_error
-from app.errors import GatewayError, Overloaded, PayloadTooLarge
+from app.domain.errors import GatewayError, Overloaded, PayloadTooLarge
+from app.http.asgi import PROBE_PATHS
+from app.http.errors import send_error
 from app.observability.metrics import Metrics
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.asgi import PROBE_PATHS, header
 from app.auth.authenticator import Authenticator, Refusal
-from app.edge_errors import send_error
-from app.errors import BEARER_CHALLENGE, Unauthenticated
+from app.domain.errors import BEARER_CHALLENGE, Unauthenticated
+from app.http.asgi import PROBE_PATHS, header
+from app.http.errors import send_error
 
 INVALID_TOKEN_CHALLENGE = BEARER_CHALLENGE + b', error="invalid_token"'
 # One message whatever the reason: the reason goes to the log and metrics, not to the caller.

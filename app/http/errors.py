@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 from starlette.types import Send
 
-from app.asgi import GRAPHQL_PATH
-from app.errors import GatewayError, InternalError
+from app.domain.errors import GatewayError, InternalError
+from app.http.asgi import GRAPHQL_PATH
+from app.http.problems import problem_bytes, problem_headers
 from app.observability.context import current_request_id
-from app.problems import problem_bytes, problem_headers
 
 
 def graphql_error_body(error: GatewayError, request_id: str | None) -> bytes:

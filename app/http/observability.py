@@ -1,6 +1,6 @@
 """Pure ASGI middleware: request id, in-flight gauge, request metrics and the access log.
 
-It also stamps the security headers (app.security_headers) on every response start.
+It also stamps the security headers (app.http.security_headers) on every response start.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.asgi import header
-from app.edge_errors import bug_error, send_error
+from app.http.asgi import header
+from app.http.errors import bug_error, send_error
+from app.http.security_headers import security_headers
 from app.observability.context import RequestContext, current, request_id_from
 from app.observability.logs import AccessLog
 from app.observability.metrics import Metrics
-from app.security_headers import security_headers
 
 access_log = logging.getLogger("app.access")
 

@@ -1,0 +1,20 @@
+"""Type aliases and small protocols shared across layers."""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+SessionKey = tuple[str, str]
+"""(voiceConnectorId, proxySessionId)."""
+
+CacheResult = Literal["hit", "miss", "stale", "coalesced", "negative", "revalidated"]
+
+
+class CacheObserver(Protocol):
+    """Receives the cache's verdict for each lookup."""
+
+    def cache_result(self, result: CacheResult) -> None:
+        """Record how one lookup was answered."""
+
+    def cache_size(self, entries: int) -> None:
+        """Record how many keys the cache holds."""

@@ -1,0 +1,1 @@
+"""The edge: everything that speaks HTTP/ASGI below the doors (ids, limits, auth, errors)."""

@@ -16,6 +16,7 @@ from app.auth import build_authenticator
 from app.graphql.fast_path import GraphQLFastPath
 from app.graphql.response_cache import ResponseCache
 from app.graphql.schema import build_router
+from app.http import handlers
 from app.http.auth import AuthMiddleware
 from app.http.limits import RequestLimitsMiddleware
 from app.http.observability import ObservabilityMiddleware
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         build_router(settings, graphql_responses), tags=["graphql"], include_in_schema=False
     )
     app.include_router(ops.router)
+    handlers.install(app, refine=rest_errors.refine)
     rest_errors.install(app)
     # add_middleware wraps what is there, so the last added runs first. A request meets:
     # observability (and security headers), limits, CORS, auth, the two fast paths, FastAPI.
@@ -113,7 +115,7 @@ class GatewayApp(FastAPI):
     request would pay for them before the gateway's fast paths answer below. Here the
     gateway's layers (observability first) wrap FastAPI's whole stack instead, so a
     request FastAPI never sees never meets them; FastAPI's bug handler
-    (`app.rest.errors`) still answers what escapes a route, as a problem.
+    (`app.http.handlers`) still answers what escapes a route, as a problem.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from app.domain.errors import GRAPHQL_ONLY, UnsupportedMediaType, error_table
 from app.domain.model import ID_PATTERN
 from app.export import OPENAPI, SCHEMA, openapi_text, schema_text
 
@@ -24,24 +25,19 @@ def test_openapi_documents_every_error_as_a_problem_and_no_422() -> None:
 
     assert operation["operationId"] == "getProxySession"
     responses = operation["responses"]
-    assert set(responses) == {
-        "200",
-        "304",
-        "400",
-        "401",
-        "403",
-        "404",
-        "429",
-        "500",
-        "502",
-        "503",
-        "504",
-    }
+    rest_errors = [
+        cls for cls in error_table() if cls not in GRAPHQL_ONLY and cls is not UnsupportedMediaType
+    ]
+    assert set(responses) == {"200", "304"} | {str(cls.status) for cls in rest_errors}
+    for cls in rest_errors:
+        assert f"`{cls.code}`" in responses[str(cls.status)]["description"], cls.code
     for status, response in responses.items():
         if status[0] in "45":
             assert list(response["content"]) == ["application/problem+json"], status
     assert "Retry-After" in responses["429"]["headers"]
     assert "Retry-After" in responses["503"]["headers"]
+    assert "WWW-Authenticate" in responses["401"]["headers"]
+    assert "Allow" in responses["405"]["headers"]
     assert {"ETag", "Cache-Control", "Cache-Status", "X-Request-ID"} <= responses["200"][
         "headers"
     ].keys()

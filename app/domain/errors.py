@@ -2,10 +2,13 @@
 
 GatewayError
 ├── BadUserInput             400 BAD_USER_INPUT
-├── Unauthenticated          401 UNAUTHENTICATED
+├── BadRequest               400 BAD_REQUEST (a GraphQL request that is not one)
+├── GraphQLParseFailed       400 GRAPHQL_PARSE_FAILED
+├── GraphQLValidationFailed  400 GRAPHQL_VALIDATION_FAILED (a limit, or the schema's rules)
+├── Unauthenticated          401 UNAUTHENTICATED (WWW-Authenticate)
 ├── Forbidden                403 FORBIDDEN
 ├── NotFound                 404 NOT_FOUND
-├── MethodNotAllowed         405 METHOD_NOT_ALLOWED
+├── MethodNotAllowed         405 METHOD_NOT_ALLOWED (Allow)
 ├── PayloadTooLarge          413 PAYLOAD_TOO_LARGE
 ├── UnsupportedMediaType     415 UNSUPPORTED_MEDIA_TYPE
 ├── Overloaded               503 OVERLOADED (Retry-After)
@@ -23,7 +26,10 @@ GatewayError
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from app.domain.outcome import CacheOutcome
 
 
 class GatewayError(Exception):
@@ -38,13 +44,36 @@ class GatewayError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.upstream_code = upstream_code
-        self.cache_status: str | None = None
+        # How the cache answered, when it answered with this error (a remembered NotFound).
+        self.cache: CacheOutcome | None = None
 
 
 class BadUserInput(GatewayError):
     """The caller's input fails validation, here or at AWS."""
 
     status, code, title = 400, "BAD_USER_INPUT", "Bad request"
+
+
+class BadRequest(GatewayError):
+    """A GraphQL request that is not one: no query, a body that is not a JSON object."""
+
+    status, code, title = 400, "BAD_REQUEST", "Bad request"
+
+
+class GraphQLParseFailed(GatewayError):
+    """The GraphQL document does not parse."""
+
+    status, code, title = 400, "GRAPHQL_PARSE_FAILED", "GraphQL parse failed"
+
+
+class GraphQLValidationFailed(GatewayError):
+    """The GraphQL document breaks a limit or the schema's rules; nothing was executed."""
+
+    status, code, title = 400, "GRAPHQL_VALIDATION_FAILED", "GraphQL validation failed"
+
+    def __init__(self, detail: str, *, limit: str | None = None) -> None:
+        super().__init__(detail)
+        self.limit = limit
 
 
 BEARER_CHALLENGE = b'Bearer realm="proxy-session-gateway"'
@@ -76,6 +105,10 @@ class MethodNotAllowed(GatewayError):
     """The route exists but not for this method."""
 
     status, code, title = 405, "METHOD_NOT_ALLOWED", "Method not allowed"
+
+    def __init__(self, detail: str, *, allow: tuple[str, ...]) -> None:
+        super().__init__(detail)
+        self.allow = allow
 
 
 class PayloadTooLarge(GatewayError):
@@ -155,3 +188,29 @@ class CircuitOpen(UpstreamFault):
         super().__init__(detail)
         if retry_after is not None:
             self.retry_after = retry_after  # type: ignore[misc]
+
+
+_GRAPHQL_ONLY: tuple[type[GatewayError], ...] = (
+    BadRequest,
+    GraphQLParseFailed,
+    GraphQLValidationFailed,
+)
+GRAPHQL_ONLY = frozenset(_GRAPHQL_ONLY)
+"""Errors only the GraphQL door answers (the REST door has no document to refuse)."""
+
+
+def error_table() -> list[type[GatewayError]]:
+    """Every error a caller can be answered with, in the order of the tree above.
+
+    `UpstreamFault` only groups the faults a stale entry may answer; it is never raised.
+    """
+    table: list[type[GatewayError]] = []
+
+    def walk(cls: type[GatewayError]) -> None:
+        for sub in cls.__subclasses__():
+            if sub is not UpstreamFault:
+                table.append(sub)
+            walk(sub)
+
+    walk(GatewayError)
+    return table

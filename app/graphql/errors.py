@@ -4,35 +4,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
 
-import orjson
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from app.domain.errors import BadUserInput, GatewayError, InternalError
+from app.domain.errors import (
+    BadUserInput,
+    GatewayError,
+    GraphQLParseFailed,
+    GraphQLValidationFailed,
+    InternalError,
+)
 from app.graphql.limits import Refusal
-from app.observability.context import current_request_id
+from app.http.errors import graphql_extensions
 
 log = logging.getLogger(__name__)
-
-VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
-PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
-BAD_REQUEST = "BAD_REQUEST"
 
 # graphql-core appends suggestions to many messages (arguments, types, enum values);
 # strawberry's `disable_field_suggestions` only strips them from unknown fields.
 SUGGESTION = " Did you mean "
-
-
-def _extensions(code: str, upstream_code: str | None = None) -> dict[str, Any]:
-    extensions: dict[str, Any] = {"code": code}
-    if upstream_code is not None:
-        extensions["upstreamCode"] = upstream_code
-    extensions["requestId"] = current_request_id()
-    return extensions
 
 
 def _readable(message: str) -> str:
@@ -42,8 +34,9 @@ def _readable(message: str) -> str:
 def format_error(error: GraphQLError) -> GraphQLError:
     """Give `error` its code; mask an unexpected exception to INTERNAL_SERVER_ERROR."""
     original = error.original_error
+    coded: GatewayError
     if isinstance(original, GatewayError):
-        message, extensions = original.detail, _extensions(original.code, original.upstream_code)
+        coded = original
     elif error.path is not None or (
         original is not None and not isinstance(original, GraphQLError)
     ):
@@ -52,22 +45,21 @@ def format_error(error: GraphQLError) -> GraphQLError:
             type(original).__name__ if original is not None else error.message,
             exc_info=(type(original), original, original.__traceback__) if original else None,
         )
-        internal = InternalError("Internal server error.")
-        message, extensions = internal.detail, _extensions(internal.code)
+        coded = InternalError("Internal server error.")
     elif isinstance(error, GraphQLSyntaxError):
-        message, extensions = error.message, _extensions(PARSE_FAILED)
+        coded = GraphQLParseFailed(error.message)
     elif original is not None:
         # graphql-core's own error coercing a variable's value: the caller's input is wrong.
-        message, extensions = _readable(error.message), _extensions(BadUserInput.code)
+        coded = BadUserInput(_readable(error.message))
     else:
-        message, extensions = _readable(error.message), _extensions(VALIDATION_FAILED)
+        coded = GraphQLValidationFailed(_readable(error.message))
     return GraphQLError(
-        message,
+        coded.detail,
         nodes=error.nodes,
         source=error.source,
         positions=error.positions,
         path=error.path,
-        extensions=extensions,
+        extensions=graphql_extensions(coded),
     )
 
 
@@ -102,9 +94,3 @@ def http_result(result: ExecutionResult) -> GraphQLHTTPResponse:
     if result.extensions:
         body["extensions"] = result.extensions
     return body
-
-
-def error_body(code: str, message: str) -> bytes:
-    """A GraphQL response for a request refused before execution."""
-    error = {"message": message, "extensions": _extensions(code)}
-    return orjson.dumps({"data": None, "errors": [error]})

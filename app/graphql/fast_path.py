@@ -11,6 +11,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.graphql.response_cache import ResponseCache, cache_key
+from app.graphql.transport import is_json
 from app.http.asgi import GRAPHQL_PATH, RouteTemplate
 from app.http.revalidation import wants_revalidation
 from app.http.state import AppState
@@ -63,16 +64,22 @@ class GraphQLFastPath:
 
 
 def _plain_json_request(scope: Scope) -> bool:
-    """A JSON body, and no revalidation asked for."""
-    content_type = cache_control = pragma = None
+    """A JSON body by the transport's own check, and no revalidation asked for.
+
+    Each header's first value counts, as `request.headers.get` reads it on the full path.
+    """
+    content_type: bytes | None = None
+    cache_control = pragma = None
     for name, value in scope["headers"]:
         if name == b"content-type":
-            content_type = value
+            if content_type is None:
+                content_type = value
         elif name == b"cache-control":
-            cache_control = value.decode("latin-1")
-        elif name == b"pragma":
+            if cache_control is None:
+                cache_control = value.decode("latin-1")
+        elif name == b"pragma" and pragma is None:
             pragma = value.decode("latin-1")
-    if content_type is None or not content_type.lower().startswith(b"application/json"):
+    if not is_json(content_type):
         return False
     return not wants_revalidation(cache_control, pragma)
 

@@ -15,17 +15,18 @@ from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
-from app.domain.errors import MethodNotAllowed, UnsupportedMediaType
-from app.graphql.context import Context
-from app.graphql.errors import (
-    BAD_REQUEST,
-    VALIDATION_FAILED,
-    error_body,
-    http_result,
-    refused_limits,
+from app.domain.errors import (
+    BadRequest,
+    GatewayError,
+    GraphQLValidationFailed,
+    MethodNotAllowed,
+    UnsupportedMediaType,
 )
+from app.graphql.context import Context
+from app.graphql.errors import http_result, refused_limits
 from app.graphql.response_cache import ResponseCache, cache_key
 from app.http.asgi import GRAPHQL_PATH as PATH
+from app.http.errors import error_response
 from app.http.state import get_state
 
 JSON = "application/json"
@@ -33,34 +34,13 @@ JSON = "application/json"
 NOT_POST = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-class Refused(Exception):
-    """A request refused before any GraphQL work, answered as a GraphQL error body."""
+def is_json(content_type: str | bytes | None) -> bool:
+    """Whether a Content-Type names exactly `application/json` (parameters aside).
 
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        limit: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.limit, self.headers = limit, headers
-
-    def response(self) -> Response:
-        """The GraphQL response saying so."""
-        return Response(
-            error_body(self.code, self.message),
-            status_code=self.status,
-            media_type=JSON,
-            headers=self.headers,
-        )
-
-
-def _is_json(content_type: str | None) -> bool:
-    # Form and text/plain posts are what a browser sends cross-site without a preflight.
+    Form and text/plain posts are what a browser sends cross-site without a preflight.
+    """
+    if isinstance(content_type, bytes):
+        content_type = content_type.decode("latin-1")
     media_type = (content_type or "").partition(";")[0].strip().lower()
     return media_type == JSON
 
@@ -110,43 +90,37 @@ class GatewayRouter(GraphQLRouter[Context, None]):
         accept = request.headers.get("accept", "")
         if self.graphql_ide and request.method in {"GET", "HEAD"} and "text/html" in accept:
             return await self.render_graphql_ide(request)
-        return Refused(
-            MethodNotAllowed.status,
-            MethodNotAllowed.code,
-            "GraphQL is served on POST with Content-Type: application/json.",
-            headers={"Allow": "POST"},
-        ).response()
+        refusal = MethodNotAllowed(
+            "GraphQL is served on POST with Content-Type: application/json.", allow=("POST",)
+        )
+        return error_response(PATH, refusal)
 
     # strawberry's `run` is overloaded for WebSockets too, which this router no longer serves.
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         """Serve one POST; refusals and strawberry's plain-text errors become GraphQL bodies."""
         try:
-            if not _is_json(request.headers.get("content-type")):
-                raise Refused(
-                    UnsupportedMediaType.status,
-                    UnsupportedMediaType.code,
-                    "GraphQL requests must have Content-Type: application/json.",
+            if not is_json(request.headers.get("content-type")):
+                raise UnsupportedMediaType(
+                    "GraphQL requests must have Content-Type: application/json."
                 )
             return await super().run(request, context, root_value)
-        except Refused as refused:
-            if refused.limit is not None:
+        except GatewayError as refused:
+            if isinstance(refused, GraphQLValidationFailed) and refused.limit is not None:
                 get_state(request).metrics.graphql_refusal(refused.limit)
-            return refused.response()
+            return error_response(PATH, refused)
         except HTTPException as error:  # a malformed body, no query, an unknown operation name
-            return Refused(error.status_code, BAD_REQUEST, error.reason).response()
+            return error_response(PATH, _strawberry_refusal(error))
 
     def decode_json(self, data: str | bytes) -> object:
         """The request body, which must be one JSON object (batching is off)."""
         body = orjson.loads(data)  # orjson's error is a JSONDecodeError: strawberry's 400
         if isinstance(body, list):
-            raise Refused(
-                400,
-                VALIDATION_FAILED,
+            raise GraphQLValidationFailed(
                 "Batched requests are not supported: send one operation per request.",
                 limit="batching",
             )
         if not isinstance(body, dict):
-            raise Refused(400, BAD_REQUEST, "The request body must be a JSON object.")
+            raise BadRequest("The request body must be a JSON object.")
         return body
 
     def encode_json(self, data: object) -> bytes:
@@ -175,3 +149,12 @@ class GatewayRouter(GraphQLRouter[Context, None]):
         if key is not None:
             sources = tuple(context.sources.items())
             self.response_cache.put(key, self.encode_json(body), sources)
+
+
+def _strawberry_refusal(error: HTTPException) -> GatewayError:
+    """strawberry's own refusal (its status and reason) as the gateway's error."""
+    if error.status_code == MethodNotAllowed.status:
+        return MethodNotAllowed(error.reason, allow=("POST",))
+    if error.status_code == UnsupportedMediaType.status:
+        return UnsupportedMediaType(error.reason)
+    return BadRequest(error.reason)

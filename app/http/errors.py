@@ -1,46 +1,109 @@
-"""Errors answered by middleware, before any door runs, in the shape of the door asked."""
+"""The one error pipeline: a gateway error rendered in its door's shape, with its headers.
+
+Everything refused or failed anywhere (the edge, a door, the service, upstream) is a
+`GatewayError`; this module alone turns one into bytes: an RFC 9457 problem on the REST
+side, a GraphQL response body on `/graphql`. `error_headers` is the only place that knows
+which headers go with an error (`Retry-After`, `WWW-Authenticate`, `Allow`, `Cache-Status`).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
+from starlette.responses import Response
 from starlette.types import Send
 
-from app.domain.errors import GatewayError, InternalError
+from app.domain.errors import GatewayError, InternalError, MethodNotAllowed, Unauthenticated
 from app.http.asgi import GRAPHQL_PATH
-from app.http.problems import problem_bytes, problem_headers
+from app.http.cache_status import cache_status
 from app.observability.context import current_request_id
 
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://proxy-session-gateway.internal/problems/"
 
-def graphql_error_body(error: GatewayError, request_id: str | None) -> bytes:
-    """A GraphQL response carrying `error` with its code in `extensions`."""
-    extensions = {"code": error.code, "requestId": request_id}
-    return orjson.dumps(
-        {"data": None, "errors": [{"message": error.detail, "extensions": extensions}]}
-    )
+RawHeaders = list[tuple[bytes, bytes]]
+Reply = tuple[RawHeaders, bytes]
+"""Raw headers (`Content-Type` and `Content-Length` included) and body of an error answer."""
+
+_PROBLEM_TYPE = (b"content-type", PROBLEM_JSON.encode())
+_JSON_TYPE = (b"content-type", b"application/json")
+_NO_STORE = (b"cache-control", b"no-store")
 
 
-Reply = tuple[list[tuple[bytes, bytes]], bytes]
-"""Raw headers (`Content-Length` included) and body of an error answer."""
+def error_headers(error: GatewayError) -> RawHeaders:
+    """The headers that go with `error`, whatever its shape: the only place that knows them."""
+    headers = [_NO_STORE]
+    if error.retry_after is not None:
+        headers.append((b"retry-after", b"%d" % error.retry_after))
+    if isinstance(error, Unauthenticated):
+        headers.append((b"www-authenticate", error.challenge))
+    if isinstance(error, MethodNotAllowed):
+        headers.append((b"allow", ", ".join(error.allow).encode()))
+    if error.cache is not None:
+        headers.append((b"cache-status", cache_status(error.cache)))
+    return headers
+
+
+def problem(error: GatewayError, request_id: str | None) -> dict[str, Any]:
+    """The RFC 9457 object for `error`, with code, upstreamCode and requestId."""
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + error.code.lower().replace("_", "-"),
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "code": error.code,
+    }
+    if error.upstream_code is not None:
+        body["upstreamCode"] = error.upstream_code
+    if request_id is not None:
+        body["requestId"] = request_id
+    return body
+
+
+def graphql_extensions(error: GatewayError) -> dict[str, Any]:
+    """A GraphQL error's `extensions`: code, upstreamCode (when AWS raised it), requestId."""
+    extensions: dict[str, Any] = {"code": error.code}
+    if error.upstream_code is not None:
+        extensions["upstreamCode"] = error.upstream_code
+    extensions["requestId"] = current_request_id()
+    return extensions
 
 
 def problem_reply(error: GatewayError) -> Reply:
     """`error` as an RFC 9457 problem."""
-    return _framed(problem_headers(error), problem_bytes(error, current_request_id()))
+    body = orjson.dumps(problem(error, current_request_id()))
+    return _framed([_PROBLEM_TYPE, *error_headers(error)], body)
+
+
+def graphql_reply(error: GatewayError) -> Reply:
+    """`error` as a GraphQL response refused before execution: no data, one error."""
+    body = orjson.dumps(
+        {
+            "data": None,
+            "errors": [{"message": error.detail, "extensions": graphql_extensions(error)}],
+        }
+    )
+    return _framed([_JSON_TYPE, *error_headers(error)], body)
 
 
 def error_reply(path: str, error: GatewayError) -> Reply:
     """`error` in the shape the path's door speaks: a GraphQL body on `/graphql`, else a
     problem."""
-    if path != GRAPHQL_PATH:
-        return problem_reply(error)
-    headers = problem_headers(error)
-    headers[0] = (b"content-type", b"application/json")
-    return _framed(headers, graphql_error_body(error, current_request_id()))
+    return graphql_reply(error) if path == GRAPHQL_PATH else problem_reply(error)
 
 
-def _framed(headers: list[tuple[bytes, bytes]], body: bytes) -> Reply:
+def _framed(headers: RawHeaders, body: bytes) -> Reply:
     headers.append((b"content-length", b"%d" % len(body)))
     return headers, body
+
+
+def error_response(path: str, error: GatewayError) -> Response:
+    """`error` as a Starlette response, for code that answers with one (FastAPI handlers)."""
+    headers, body = error_reply(path, error)
+    response = Response(body, status_code=error.status)
+    response.raw_headers[:] = headers
+    return response
 
 
 async def send_error(

@@ -1,10 +1,11 @@
 """The REST door's fast path: well-formed GETs answered below FastAPI's per-request machinery.
 
 A valid request needs no dependency injection, no parameter models and no Response
-object: the ids are checked by the same `validate_key` the route uses, and the answer is
-built by the route's own `session_reply` from the bytes and ETag rendered when the cache
-was filled. A request whose ids fail validation falls through to the FastAPI route, which
-stays the documented operation and renders the 400; the tests hold both to the contract.
+object: the ids are checked by the same `validate_key` the route uses, the headers read
+with the route's semantics (`Conditions`), and the answer built by the same
+`session_reply`. A request whose ids fail validation falls through to the FastAPI route,
+which stays the documented operation and renders the 400; a differential test holds both
+paths to the same answers.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from app.domain.model import validate_key
 from app.http.asgi import RouteTemplate, template_pattern
 from app.http.errors import send_error
 from app.http.state import AppState
-from app.rest.routes import SESSION_PATH, session_reply
+from app.rest.reply import SESSION_PATH, Conditions, session_reply
 
 _SESSION = template_pattern(SESSION_PATH)
 
@@ -41,18 +42,9 @@ class RestFastPath:
                     key = None  # the route renders the 400 in FastAPI's words and ours
                 if key is not None:
                     scope["route"] = ROUTE
-                    if_none_match = cache_control = pragma = None
-                    for name, value in scope["headers"]:
-                        if name == b"if-none-match":
-                            if_none_match = value.decode("latin-1")
-                        elif name == b"cache-control":
-                            cache_control = value.decode("latin-1")
-                        elif name == b"pragma":
-                            pragma = value.decode("latin-1")
+                    conditions = Conditions.from_raw(scope["headers"])
                     try:
-                        reply = await session_reply(
-                            service, key, if_none_match, cache_control, pragma
-                        )
+                        reply = await session_reply(service, key, conditions)
                     except GatewayError as error:
                         await send_error(send, scope["path"], error)
                         return

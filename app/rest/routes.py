@@ -2,34 +2,62 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Response
 
+from app.domain.errors import (
+    GRAPHQL_ONLY,
+    GatewayError,
+    MethodNotAllowed,
+    Unauthenticated,
+    UnsupportedMediaType,
+    error_table,
+)
 from app.domain.model import ID_MAX_LENGTH, ID_PATTERN, validate_key
-from app.domain.types import SessionKey
-from app.http.problems import PROBLEM_JSON
-from app.http.revalidation import wants_revalidation
+from app.http.errors import PROBLEM_JSON
 from app.http.state import ServiceDep
+from app.rest.reply import SESSION_PATH, Conditions, session_reply
 from app.rest.schemas import GetProxySessionResponse, Problem
-from app.service.sessions import ProxySessionService
 
 router = APIRouter(tags=["proxy-sessions"])
 
-SESSION_PATH = "/v1/voice-connectors/{voiceConnectorId}/proxy-sessions/{proxySessionId}"
+
+_HEADER_DOCS: dict[str, dict[str, Any]] = {
+    "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}},
+    "WWW-Authenticate": {"description": "The bearer challenge.", "schema": {"type": "string"}},
+    "Allow": {"description": "The methods the route serves.", "schema": {"type": "string"}},
+}
 
 
-def _problem(description: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "description": description,
-        "model": Problem,
-        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        **extra,
-    }
+def _error_responses() -> dict[int | str, dict[str, Any]]:
+    """One documented response per status the route can answer, from the error table."""
+    by_status: dict[int, list[type[GatewayError]]] = {}
+    for cls in error_table():
+        if cls not in GRAPHQL_ONLY and cls is not UnsupportedMediaType:
+            by_status.setdefault(cls.status, []).append(cls)
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status, classes in sorted(by_status.items()):
+        headers: dict[str, Any] = {}
+        if any(cls.retry_after is not None for cls in classes):
+            headers["Retry-After"] = _HEADER_DOCS["Retry-After"]
+        if any(issubclass(cls, Unauthenticated) for cls in classes):
+            headers["WWW-Authenticate"] = _HEADER_DOCS["WWW-Authenticate"]
+        if any(issubclass(cls, MethodNotAllowed) for cls in classes):
+            headers["Allow"] = _HEADER_DOCS["Allow"]
+        response: dict[str, Any] = {
+            "description": ". ".join(
+                f"`{cls.code}`: {(cls.__doc__ or cls.title).strip().rstrip('.')}" for cls in classes
+            ),
+            "model": Problem,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        if headers:
+            response["headers"] = headers
+        responses[status] = response
+    return responses
 
 
-_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
 _CACHE_HEADERS = {
     "ETag": {"description": "Strong validator over the body.", "schema": {"type": "string"}},
     "Cache-Control": {"description": "`private, max-age=N`.", "schema": {"type": "string"}},
@@ -39,20 +67,7 @@ _CACHE_HEADERS = {
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The proxy session.", "headers": _CACHE_HEADERS},
     304: {"description": "Not modified: `If-None-Match` matched the current ETag."},
-    400: _problem("BAD_USER_INPUT: an id fails validation, or AWS refused the input."),
-    401: _problem(
-        "UNAUTHENTICATED: no or a wrong bearer token.",
-        headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
-    ),
-    403: _problem("FORBIDDEN: AWS forbids the request."),
-    404: _problem("NOT_FOUND: no such proxy session (remembered briefly)."),
-    429: _problem("THROTTLED: AWS kept throttling after retries.", headers=_RETRY_AFTER),
-    500: _problem("INTERNAL_SERVER_ERROR: a bug in the gateway."),
-    502: _problem(
-        "UPSTREAM_FAILURE, UPSTREAM_UNAVAILABLE, UPSTREAM_UNAUTHORIZED or UPSTREAM_ERROR."
-    ),
-    503: _problem("SERVICE_UNAVAILABLE: AWS is unavailable.", headers=_RETRY_AFTER),
-    504: _problem("UPSTREAM_TIMEOUT: the upstream deadline passed."),
+    **_error_responses(),
 }
 
 
@@ -90,52 +105,8 @@ async def get_proxy_session(
     # FastAPI, through the same `session_reply`; this route documents the operation and
     # renders FastAPI's parameter validation failures.
     key = validate_key(voiceConnectorId, proxySessionId)
-    reply = await session_reply(service, key, if_none_match, cache_control, pragma)
+    conditions = Conditions(if_none_match, cache_control, pragma)
+    reply = await session_reply(service, key, conditions)
     response = Response(reply.body, status_code=reply.status)
     response.raw_headers[:] = reply.headers
     return response
-
-
-@dataclass(frozen=True, slots=True)
-class SessionReply:
-    """A finished answer: status, raw headers (length and type included) and body."""
-
-    status: int
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
-
-
-_JSON = (b"content-type", b"application/json")
-
-
-async def session_reply(
-    service: ProxySessionService,
-    key: SessionKey,
-    if_none_match: str | None,
-    cache_control: str | None,
-    pragma: str | None,
-) -> SessionReply:
-    """Look `key` up and answer with the cached bytes, or 304 when `If-None-Match` matches.
-
-    Raises the lookup's GatewayError; the caller renders it as a problem.
-    """
-    lookup = await service.get(key, revalidate=wants_revalidation(cache_control, pragma))
-    record = lookup.record
-    headers = [
-        (b"etag", record.etag.encode()),
-        (b"cache-control", b"private, max-age=%d" % lookup.max_age),
-        (b"cache-status", lookup.cache_status.encode()),
-    ]
-    if if_none_match is not None and etag_matches(if_none_match, record.etag):
-        return SessionReply(304, headers, b"")
-    headers.append((b"content-length", b"%d" % len(record.body)))
-    headers.append(_JSON)
-    return SessionReply(200, headers, record.body)
-
-
-def etag_matches(if_none_match: str, etag: str) -> bool:
-    """RFC 9110 weak comparison, as If-None-Match requires; `*` matches any current entity."""
-    if if_none_match.strip() == "*":
-        return True
-    opaque = etag.removeprefix("W/")
-    return any(tag.strip().removeprefix("W/") == opaque for tag in if_none_match.split(","))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -10,13 +12,15 @@ from app.cache.singleflight import SingleFlight
 from app.cache.ttl_cache import Entry, TtlCache
 from app.domain.errors import GatewayError, NotFound, UpstreamFault
 from app.domain.model import ProxySession, SessionRecord
+from app.domain.outcome import CacheOutcome, Forward
 from app.domain.types import CacheObserver, CacheResult, SessionKey
 from app.settings import Settings
 
-CACHE_NAME = "proxy-gateway"
-
 CachedValue = SessionRecord | NotFound
 """A found session, or a remembered NotFound (negative entry)."""
+
+Clock = Callable[[], float]
+"""Monotonic seconds; the service's only notion of time (tests pass one they advance)."""
 
 
 class SessionSource(Protocol):
@@ -28,22 +32,30 @@ class SessionSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
-    """A session record with how the cache answered for it."""
+    """A session record, how the cache answered for it, and its whole seconds of freshness."""
 
     record: SessionRecord
     result: CacheResult
-    max_age: int
-    cache_status: str
+    ttl: int
+    outcome: CacheOutcome
 
 
 class ProxySessionService:
     """Answers `get` from the cache, or from one coalesced upstream call per key."""
 
-    def __init__(self, settings: Settings, source: SessionSource, observer: CacheObserver) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        source: SessionSource,
+        observer: CacheObserver,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self._settings = settings
         self._source = source
         self._observer = observer
-        self._cache: TtlCache[SessionKey, CachedValue] = TtlCache(settings.cache_max_entries)
+        self._cache: TtlCache[SessionKey, CachedValue] = TtlCache(
+            settings.cache_max_entries, timer=clock
+        )
         self._flights: SingleFlight[SessionKey, SessionRecord] = SingleFlight()
         self._mask_all = settings.mask_phone_numbers == "all"
 
@@ -66,7 +78,7 @@ class ProxySessionService:
             return None
         record, ttl = fresh
         self._observer.cache_result("hit")
-        return Lookup(record, "hit", ttl, f"{CACHE_NAME}; hit; ttl={ttl}")
+        return Lookup(record, "hit", ttl, _hit(ttl))
 
     def _fresh(self, key: SessionKey) -> tuple[SessionRecord, int] | None:
         """A fresh found record and its whole seconds of freshness left."""
@@ -85,8 +97,9 @@ class ProxySessionService:
             now = self._cache.timer()
             if entry is not None and entry.fresh(now) and isinstance(entry.value, NotFound):
                 self._observer.cache_result("negative")
-                status = f"{CACHE_NAME}; hit; ttl={_seconds(entry.ttl(now))}"
-                raise _with_status(NotFound(entry.value.detail), status)
+                remembered = NotFound(entry.value.detail, upstream_code=entry.value.upstream_code)
+                remembered.cache = _hit(_seconds(entry.ttl(now)))
+                raise remembered
         task, leader = self._flights.join(key, lambda: self._fill(key))
         try:
             record = await _shielded(task)
@@ -96,22 +109,21 @@ class ProxySessionService:
                 self._observer.cache_result("miss" if leader else "coalesced")
                 raise
             self._observer.cache_result("stale")
-            status = f"{CACHE_NAME}; fwd=stale; fwd-status={fault.status}"
-            return Lookup(stale, "stale", 0, status)
+            return Lookup(stale, "stale", 0, CacheOutcome("local", forward="stale", fault=fault))
         except GatewayError:
             self._observer.cache_result("miss" if leader else "coalesced")
             raise
         ttl = _seconds(self._ttl_for(record))
-        fwd = "request" if revalidate else ("stale" if entry is not None else "miss")
+        forward: Forward = "request" if revalidate else ("stale" if entry is not None else "miss")
         if not leader:
             self._observer.cache_result("coalesced")
-            return Lookup(record, "coalesced", ttl, f"{CACHE_NAME}; fwd={fwd}; collapsed")
+            return Lookup(
+                record, "coalesced", ttl, CacheOutcome("local", forward=forward, collapsed=True)
+            )
         result: CacheResult = "revalidated" if entry is not None or revalidate else "miss"
         self._observer.cache_result(result)
-        return Lookup(record, result, ttl, f"{CACHE_NAME}; fwd={fwd}; fwd-status=200; stored")
-
-    def __len__(self) -> int:
-        return len(self._cache)
+        outcome = CacheOutcome("local", forward=forward, fetched=True, stored=True)
+        return Lookup(record, result, ttl, outcome)
 
     async def _fill(self, key: SessionKey) -> SessionRecord:
         """The flight's work: one upstream call, then the cache filled by the flight itself."""
@@ -143,15 +155,25 @@ class ProxySessionService:
         return entry.value
 
 
+_HITS: dict[int, CacheOutcome] = {}
+MEMOIZED_HITS = 4096
+"""Hit outcomes kept, one per distinct ttl (ttls are whole seconds up to the longest TTL)."""
+
+
+def _hit(ttl: int) -> CacheOutcome:
+    """The outcome of a fresh hit with `ttl` seconds left, made once per distinct ttl."""
+    outcome = _HITS.get(ttl)
+    if outcome is None:
+        outcome = CacheOutcome("local", hit=True, ttl=ttl)
+        if len(_HITS) < MEMOIZED_HITS:
+            _HITS[ttl] = outcome
+    return outcome
+
+
 async def _shielded(task: asyncio.Task[SessionRecord]) -> SessionRecord:
     return await asyncio.shield(task)
 
 
 def _seconds(value: float) -> int:
-    """Whole seconds, rounded half up, for `max-age` and `ttl=`."""
+    """Whole seconds, rounded half up, for freshness left."""
     return int(value + 0.5)
-
-
-def _with_status(error: GatewayError, cache_status: str) -> GatewayError:
-    error.cache_status = cache_status
-    return error

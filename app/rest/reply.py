@@ -1,0 +1,88 @@
+"""What the REST door answers for a session, shared by its FastAPI route and its fast path.
+
+Both paths hand over the same three request headers (each its first value, as FastAPI's
+`Header()` reads it) and send what `session_reply` builds, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.domain.types import SessionKey
+from app.http.cache_status import cache_status, private_max_age
+from app.http.revalidation import wants_revalidation
+from app.service import ProxySessionService
+
+SESSION_PATH = "/v1/voice-connectors/{voiceConnectorId}/proxy-sessions/{proxySessionId}"
+
+_JSON = (b"content-type", b"application/json")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionReply:
+    """A finished answer: status, raw headers (length and type included) and body."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """The request headers that change the answer, each its first value if sent."""
+
+    if_none_match: str | None = None
+    cache_control: str | None = None
+    pragma: str | None = None
+
+    @classmethod
+    def from_raw(cls, headers: list[tuple[bytes, bytes]]) -> Conditions:
+        """Read them from raw ASGI headers in one pass, keeping each name's first value."""
+        if_none_match = cache_control = pragma = None
+        for name, value in headers:
+            if name == b"if-none-match":
+                if if_none_match is None:
+                    if_none_match = value.decode("latin-1")
+            elif name == b"cache-control":
+                if cache_control is None:
+                    cache_control = value.decode("latin-1")
+            elif name == b"pragma" and pragma is None:
+                pragma = value.decode("latin-1")
+        if if_none_match is cache_control is pragma is None:
+            return NO_CONDITIONS
+        return cls(if_none_match, cache_control, pragma)
+
+
+NO_CONDITIONS = Conditions()
+
+
+async def session_reply(
+    service: ProxySessionService, key: SessionKey, conditions: Conditions
+) -> SessionReply:
+    """Look `key` up and answer with the cached bytes, or 304 when `If-None-Match` matches.
+
+    Raises the lookup's GatewayError; the caller renders it (app.http.errors).
+    """
+    revalidate = conditions is not NO_CONDITIONS and wants_revalidation(
+        conditions.cache_control, conditions.pragma
+    )
+    lookup = await service.get(key, revalidate=revalidate)
+    record = lookup.record
+    headers = [
+        (b"etag", record.etag.encode()),
+        (b"cache-control", private_max_age(lookup.ttl)),
+        (b"cache-status", cache_status(lookup.outcome)),
+    ]
+    if conditions.if_none_match is not None and etag_matches(conditions.if_none_match, record.etag):
+        return SessionReply(304, headers, b"")
+    headers.append((b"content-length", b"%d" % len(record.body)))
+    headers.append(_JSON)
+    return SessionReply(200, headers, record.body)
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 weak comparison, as If-None-Match requires; `*` matches any current entity."""
+    if if_none_match.strip() == "*":
+        return True
+    opaque = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == opaque for tag in if_none_match.split(","))

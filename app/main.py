@@ -17,10 +17,7 @@ from app.graphql.fast_path import GraphQLFastPath
 from app.graphql.response_cache import ResponseCache
 from app.graphql.schema import build_router
 from app.http import handlers
-from app.http.auth import AuthMiddleware
-from app.http.limits import RequestLimitsMiddleware
-from app.http.observability import ObservabilityMiddleware
-from app.http.security_headers import GraphQLCorsMiddleware
+from app.http.edge import Edge
 from app.http.state import AppState
 from app.observability import logs
 from app.observability.metrics import Metrics
@@ -89,21 +86,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     handlers.install(app, refine=rest_errors.refine)
     rest_errors.install(app)
-    # add_middleware wraps what is there, so the last added runs first. A request meets:
-    # observability (and security headers), limits, CORS, auth, the two fast paths, FastAPI.
+    # add_middleware wraps what is there, so the last added runs first. A request meets
+    # the edge (ids, limits, CORS, auth, metrics, access log), the doors' fast paths, FastAPI.
     app.add_middleware(RestFastPath, state=state)
     app.add_middleware(GraphQLFastPath, state=state, cache=graphql_responses)
-    if authenticator is not None:
-        app.add_middleware(AuthMiddleware, authenticator=authenticator)
-    if settings.cors_origins:
-        app.add_middleware(GraphQLCorsMiddleware, origins=settings.cors_origins)
     app.add_middleware(
-        RequestLimitsMiddleware,
+        Edge,
+        metrics=state.metrics,
         max_inflight=settings.max_inflight,
         max_body=settings.max_body_bytes,
-        metrics=state.metrics,
+        authenticator=authenticator,
+        cors_origins=settings.cors_origins,
     )
-    app.add_middleware(ObservabilityMiddleware, metrics=state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from starlette.types import Receive, Scope, Send
 
-from app.http.observability import ObservabilityMiddleware
+from app.http.edge import Edge
 from app.main import create_app
 from app.observability.metrics import Metrics
 from app.settings import Settings
@@ -172,12 +172,12 @@ def test_phone_numbers_never_reach_the_logs_even_at_debug(
     assert not [line for line in lines if "testing" in line]  # the AWS secret key
 
 
-def test_middleware_turns_a_bug_into_a_bare_500_problem() -> None:
+def test_the_edge_turns_a_bug_into_a_bare_500_problem() -> None:
     async def broken(scope: Scope, receive: Receive, send: Send) -> None:
         raise RuntimeError("secret internal detail /etc/passwd")
 
     async def call() -> httpx.Response:
-        app = ObservabilityMiddleware(broken, Metrics())
+        app = Edge(broken, metrics=Metrics(), max_inflight=10, max_body=1024)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
             return await client.get("/anything", headers={"X-Request-ID": "bug-1"})

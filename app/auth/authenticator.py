@@ -55,6 +55,10 @@ class Authenticator:
         if self._jwks is not None:
             await self._jwks.close()
 
+    def remembered(self, authorization: bytes | None) -> bool:
+        """Whether this exact header carried an accepted static token before (no await)."""
+        return authorization in self._accepted
+
     async def authenticate(self, authorization: bytes | None) -> Refusal | None:
         """None when the header carries an accepted token, else the refusal (counted, logged)."""
         if authorization in self._accepted:

@@ -25,9 +25,20 @@ def template_pattern(template: str, segment: str = "[^/]+") -> re.Pattern[str]:
     return re.compile(f"({segment})".join(re.escape(literal) for literal in literals))
 
 
-def header(scope: Scope, name: bytes) -> bytes | None:
+def first_header(scope: Scope, name: bytes) -> bytes | None:
     """The first value of header `name` (lower-case bytes) in an HTTP scope, if any."""
     for key, value in scope["headers"]:
         if key == name:
             return bytes(value)
     return None
+
+
+UNMATCHED = "unmatched"
+"""The `route` label of a request no route or fast path took."""
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that served the request (metrics and logs label by it)."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED

@@ -1,11 +1,8 @@
-"""Security headers on every response, and CORS for `/graphql` only, as pure ASGI middleware."""
+"""The security headers every response carries, and what CORS allows on `/graphql`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from app.http.asgi import GRAPHQL_PATH
 
@@ -28,30 +25,12 @@ STRICT = (*HEADERS, API_CSP)
 def security_headers(scope: Scope) -> tuple[tuple[bytes, bytes], ...]:
     """The headers every response to this request carries (the strict CSP but on pages).
 
-    Appended by the observability middleware, which already touches every response start,
-    rather than by a middleware layer of their own on every request's path.
+    The edge (`app.http.edge`) appends them to every response start.
     """
     if scope["method"] == "GET" and scope["path"] in PAGES:
         return HEADERS
     return STRICT
 
 
-class GraphQLCorsMiddleware:
-    """CORS for browsers calling `/graphql` from the allowed origins; other paths untouched."""
-
-    def __init__(self, app: ASGIApp, origins: Sequence[str]) -> None:
-        self.app = app
-        self.cors = CORSMiddleware(
-            app,
-            allow_origins=list(origins),
-            allow_methods=["POST"],
-            allow_headers=["authorization", "content-type", "x-request-id", "cache-control"],
-            expose_headers=["x-request-id"],
-            max_age=600,
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == GRAPHQL_PATH:
-            await self.cors(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+CORS_ALLOW_HEADERS = ("authorization", "content-type", "x-request-id", "cache-control")
+"""Request headers a browser may send to `/graphql` cross-origin (POST only)."""

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from app import __version__
 from app.domain.types import CacheResult
 from app.observability.context import current
-from app.observability.request_series import CountedHistogram
+from app.observability.request_series import CountedHistogram, CountedLabels
 from app.upstream.breaker import BreakerState
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -42,18 +42,20 @@ class Metrics:
             "gateway_http_requests_in_flight", "HTTP requests being served.", registry=r
         )
         in_flight.set_function(lambda: self.requests_in_flight)
-        self.graphql_operations = Counter(
+        self._graphql_operations = CountedLabels(
             "gateway_graphql_operations",
             "GraphQL operations executed, by operation type and outcome.",
             ["operation_type", "outcome"],
-            registry=r,
+            [],
         )
-        self.cache_results = Counter(
+        r.register(self._graphql_operations)
+        self._cache_results = CountedLabels(
             "gateway_cache_results",
             "Cache lookups, by how they were answered.",
             ["result"],
-            registry=r,
+            [(result,) for result in get_args(CacheResult)],
         )
+        r.register(self._cache_results)
         self.cache_entries = Gauge(
             "gateway_cache_entries", "Keys held in the session cache.", registry=r
         )
@@ -124,8 +126,8 @@ class Metrics:
             registry=r,
         )
         self.build_info.labels(__version__, platform.python_version(), _version("botocore")).set(1)
-        self._cache_children = {
-            result: self.cache_results.labels(result) for result in get_args(CacheResult)
+        self._cache_labels: dict[str, tuple[str]] = {
+            result: (result,) for result in get_args(CacheResult)
         }
         for outcome in ("made", "budget_exhausted"):
             self.upstream_retries.labels(outcome)
@@ -140,7 +142,7 @@ class Metrics:
 
     def graphql_operation(self, operation_type: str, outcome: str) -> None:
         """Record one executed GraphQL operation."""
-        self.graphql_operations.labels(operation_type, outcome).inc()
+        self._graphql_operations.inc((operation_type, outcome))
 
     def shed(self, reason: str) -> None:
         """Record one request refused before any work."""
@@ -160,7 +162,7 @@ class Metrics:
 
     def cache_result(self, result: CacheResult) -> None:
         """Record a cache verdict, and remember it for the request's access log line."""
-        self._cache_children[result].inc()
+        self._cache_results.inc(self._cache_labels[result])
         ctx = current.get()
         if ctx is not None:
             ctx.cache_results.append(result)

@@ -81,3 +81,30 @@ class CountedHistogram(Collector):
         yield HistogramMetricFamily(
             self._histogram_name, self._histogram_documentation, labels=self._labelnames
         )
+
+
+class CountedLabels(Collector):
+    """A counter `<name>` by label values, kept as plain numbers (see `CountedHistogram`)."""
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: Sequence[str], known: Sequence[Labels]
+    ) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._labelnames = list(labelnames)
+        self.counts: dict[Labels, int] = dict.fromkeys(known, 0)
+
+    def inc(self, labels: Labels) -> None:
+        """Count one event with these label values."""
+        self.counts[labels] = self.counts.get(labels, 0) + 1
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        """The family, as a scrape sees it."""
+        family = CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
+        for labels, count in list(self.counts.items()):
+            family.add_metric(list(labels), float(count))
+        yield family
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        """The family with no samples."""
+        yield CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)

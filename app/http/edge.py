@@ -1,0 +1,206 @@
+"""The edge: one ASGI callable every request meets before a door, doing in order
+
+1. the request id, the in-flight gauge and (at the end) the metrics sample and access line;
+2. load shedding past `GATEWAY_MAX_INFLIGHT` and the body limit (`app.http.limits`);
+3. CORS for `/graphql` when origins are configured;
+4. authentication (`app.auth`), before any cache is consulted;
+
+then the doors. Probes and `/metrics` skip 2 to 4: they are how operators see the service.
+The request's headers are read once, here, for every step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.auth import Authenticator
+from app.domain.errors import Overloaded
+from app.http.asgi import GRAPHQL_PATH, PROBE_PATHS, first_header, route_template
+from app.http.auth import unauthenticated
+from app.http.errors import bug_error, send_error
+from app.http.limits import body_too_large, serve_with_body_limit
+from app.http.security_headers import CORS_ALLOW_HEADERS, security_headers
+from app.observability.context import RequestContext, current, request_id_from
+from app.observability.logs import AccessLog
+from app.observability.metrics import Metrics
+
+access_log = logging.getLogger("app.access")
+
+# Close the connection after refusing a request with a body: the unread rest of it must
+# not be taken for the next request.
+_CLOSE = ((b"connection", b"close"),)
+
+
+class Edge:
+    """Wraps the doors: ids, shedding, body limits, CORS, authentication, metrics, access log."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        max_inflight: int,
+        max_body: int,
+        authenticator: Authenticator | None = None,
+        cors_origins: Sequence[str] = (),
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_inflight = max_inflight
+        self.max_body = max_body
+        self.authenticator = authenticator
+        self.inflight = 0
+        self.access = AccessLog()
+        self.cors: ASGIApp | None = None
+        if cors_origins:
+            self.cors = CORSMiddleware(
+                self._after_cors,
+                allow_origins=list(cors_origins),
+                allow_methods=["POST"],
+                allow_headers=list(CORS_ALLOW_HEADERS),
+                expose_headers=["x-request-id"],
+                max_age=600,
+            )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._not_http(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = authorization = length = chunked = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = request_id or value
+            elif name == b"authorization":
+                authorization = authorization or value
+            elif name == b"content-length":
+                length = length or value
+            elif name == b"transfer-encoding":
+                chunked = value
+        rid = request_id_from(request_id)
+        ctx = RequestContext(rid)
+        token = current.set(ctx)
+        extra_headers = ((b"x-request-id", rid.encode()), *security_headers(scope))
+        status, status_sent = 500, False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, status_sent
+            if message["type"] == "http.response.start":
+                status, status_sent = message["status"], True
+                message["headers"] = [*message.get("headers", ()), *extra_headers]
+            await send(message)
+
+        metrics = self.metrics
+        metrics.requests_in_flight += 1
+        try:
+            await self._serve(scope, receive, send_with_id, authorization, length, chunked)
+        except Exception:
+            # The last line of defence: a bug becomes a bare 500 problem, logged with its
+            # traceback here and never sent to the caller. When an answer is already out
+            # (FastAPI's error handler sent the 500, or a stream broke half way), there is
+            # nothing left to send: uvicorn closes a connection left unfinished.
+            access_log.exception("unhandled error")
+            if not status_sent:
+                await send_error(send_with_id, scope["path"], bug_error())
+        finally:
+            metrics.requests_in_flight -= 1
+            seconds = time.perf_counter() - started
+            route = route_template(scope)
+            method = scope["method"]
+            metrics.request(route, method, status, seconds)
+            client = scope.get("client")
+            self.access.write(
+                method,
+                route,
+                status,
+                seconds,
+                rid,
+                ",".join(ctx.cache_results) or None,
+                client[0] if client else None,
+            )
+            current.reset(token)
+
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        authorization: bytes | None,
+        length: bytes | None,
+        chunked: bytes | None,
+    ) -> None:
+        """Steps 2 to 4, then the doors; the probes go straight to their routes."""
+        if scope["path"] in PROBE_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self.inflight >= self.max_inflight:
+            self.metrics.shed("overloaded")
+            overloaded = Overloaded("Too many requests in flight; retry shortly.")
+            await send_error(send, scope["path"], overloaded, _CLOSE)
+            return
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            await self._too_large(scope, send)
+            return
+        self.inflight += 1
+        try:
+            if length is None and chunked is None:  # no body to count (a plain GET)
+                await self._admit(scope, receive, send, authorization)
+            else:
+                await serve_with_body_limit(
+                    lambda r, s: self._admit(scope, r, s, authorization),
+                    receive,
+                    send,
+                    self.max_body,
+                    on_too_large=lambda s: self._too_large(scope, s),
+                )
+        finally:
+            self.inflight -= 1
+
+    async def _admit(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        authorization: bytes | None,
+        *,
+        cors: bool = True,
+    ) -> None:
+        """CORS (on `/graphql`, when configured), then authentication, then the doors."""
+        if cors and self.cors is not None and scope["path"] == GRAPHQL_PATH:
+            await self.cors(scope, receive, send)
+            return
+        authenticator = self.authenticator
+        if authenticator is not None and not authenticator.remembered(authorization):
+            refusal = await authenticator.authenticate(authorization)
+            if refusal is not None:
+                await send_error(send, scope["path"], unauthenticated(refusal))
+                return
+        await self.app(scope, receive, send)
+
+    async def _after_cors(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """What CORS wraps: a preflight is answered before it, with no token needed."""
+        authorization = first_header(scope, b"authorization")
+        await self._admit(scope, receive, send, authorization, cors=False)
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        self.metrics.shed("payload_too_large")
+        await send_error(send, scope["path"], body_too_large(self.max_body), _CLOSE)
+
+    async def _not_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The lifespan passes through; a WebSocket (no route serves one) must authenticate."""
+        if (
+            scope["type"] == "websocket"
+            and self.authenticator is not None
+            and scope["path"] not in PROBE_PATHS
+        ):
+            authorization = first_header(scope, b"authorization")
+            if await self.authenticator.authenticate(authorization) is not None:
+                # Closing before accepting makes the server answer the handshake with a 403.
+                await send({"type": "websocket.close", "code": 1008})
+                return
+        await self.app(scope, receive, send)

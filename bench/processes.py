@@ -22,6 +22,9 @@ LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 EMULATOR_BANNER = "emulator listening on "
+# The emulator checks every upstream call's signature against this key pair.
+AWS_ACCESS_KEY_ID = "bench"
+AWS_SECRET_ACCESS_KEY = "bench"  # noqa: S105 - a key pair only the local emulator knows
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +208,7 @@ def start_emulator(procs: Processes, default_session: Path) -> Server:
     """The emulator on the load core, answering unknown keys with `default_session`."""
     argv = [sys.executable, "-m", "emulator", "--host", LOOPBACK, "--port", "0"]
     argv += ["--default-session", str(default_session)]
+    argv += ["--access-key-id", AWS_ACCESS_KEY_ID, "--secret-access-key", AWS_SECRET_ACCESS_KEY]
     process = procs.start(argv, core=procs.pinning.load, pipe=True)
     assert process.stdout is not None
     line = process.stdout.readline().decode().strip()
@@ -219,8 +223,8 @@ def aws_env(emulator_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GATEWAY_"))}
     env.update(
         {
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_ACCESS_KEY_ID": AWS_ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": AWS_SECRET_ACCESS_KEY,
             "AWS_REGION": "us-east-1",
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ENDPOINT_URL_CHIME_SDK_VOICE": emulator_url,

@@ -2,6 +2,8 @@
 
 ``--default-session PATH`` (for the benchmark) answers GetProxySession for every unknown key
 with the ProxySession in PATH, its ids replaced by the requested ones, instead of NotFound.
+GetProxySession requests must carry a SigV4 signature made with ``--access-key-id`` and
+``--secret-access-key`` (both ``testing`` by default); the admin API takes none.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from emulator.server import create_app
+from emulator.signature import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY
 
 DEFAULT_DATA = Path(__file__).parent / "data" / "sessions.json"
 # In-flight (possibly delayed) requests get this long to finish on shutdown.
@@ -36,6 +39,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         metavar="PATH",
         help="answer unknown keys with the ProxySession in PATH (ids set to the requested ones)",
+    )
+    parser.add_argument(
+        "--access-key-id",
+        default=TEST_ACCESS_KEY_ID,
+        help=f"the only access key id accepted (default {TEST_ACCESS_KEY_ID})",
+    )
+    parser.add_argument(
+        "--secret-access-key",
+        default=TEST_SECRET_ACCESS_KEY,
+        help=f"its secret, which signatures are checked with (default {TEST_SECRET_ACCESS_KEY})",
     )
     return parser.parse_args(argv)
 
@@ -57,7 +70,12 @@ def bind(host: str, port: int) -> socket.socket:
 
 async def serve(args: argparse.Namespace) -> None:
     """Serve until SIGTERM or SIGINT."""
-    app = create_app(args.data, default_session=args.default_session)
+    app = create_app(
+        args.data,
+        default_session=args.default_session,
+        access_key_id=args.access_key_id,
+        secret_access_key=args.secret_access_key,
+    )
     access_log = logging.getLogger("aiohttp.access") if args.access_log else None
     runner = web.AppRunner(app, access_log=access_log, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
     await runner.setup()

@@ -13,11 +13,11 @@ from aiohttp import web
 
 from emulator import wire
 from emulator.faults import Fault, FaultSpecError, Key, parse_fault
+from emulator.signature import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, Verifier
 from emulator.store import Store, StoreFullError, load_template, render
 
 ADMIN_PREFIX = "_emulator"
 WILDCARD = "*"
-SIGV4_PREFIX = "AWS4-HMAC-SHA256"
 MALFORMED_BODY = b"<html>garbage"
 NOT_FOUND = "NotFoundException"
 # l_onoff=1, l_linger=0: close() then sends RST instead of FIN.
@@ -53,6 +53,11 @@ def _abort(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def _url(request: web.Request) -> str:
+    """The request's URL with its path exactly as sent, which is what the client signed."""
+    return f"{request.scheme}://{request.host}{request.raw_path}"
+
+
 def _key(raw_vc: str, raw_ps: str) -> Key:
     return unquote(raw_vc), unquote(raw_ps)
 
@@ -74,16 +79,18 @@ async def _read_json(request: web.Request) -> object:
 
 
 class Emulator:
-    """Request handlers bound to one store and the operation's model."""
+    """Request handlers bound to one store, the operation's model and the signature check."""
 
     def __init__(
         self,
         store: Store,
         operation: wire.Operation,
+        verifier: Verifier,
         default_session: dict[str, object] | None = None,
     ) -> None:
         self.store = store
         self.operation = operation
+        self.verifier = verifier
         self.default_session = default_session
         self.not_found_status = operation.error_statuses[NOT_FOUND]
 
@@ -95,8 +102,11 @@ class Emulator:
                 return await self.admin(request, parts[1:])
             except (AdminRequestError, FaultSpecError, StoreFullError) as exc:
                 return _bad_request(str(exc))
-        if not request.headers.get("Authorization", "").startswith(SIGV4_PREFIX):
-            return wire.missing_authentication()
+        body = await request.read()
+        rejection = self.verifier.verify(request.method, _url(request), request.headers, body)
+        if rejection is not None:
+            self.store.reject(rejection.code)
+            return wire.denied(rejection.code, rejection.message)
         ids = self.operation.match(request.method, parts)
         if ids is None:
             return wire.unknown_operation()
@@ -156,7 +166,12 @@ class Emulator:
             case "GET", ["calls"]:
                 keys = {f"{vc}/{ps}": count for (vc, ps), count in store.calls.items()}
                 return _json(
-                    {"total": store.calls_total, "max_inflight": store.max_inflight, "keys": keys}
+                    {
+                        "total": store.calls_total,
+                        "max_inflight": store.max_inflight,
+                        "keys": keys,
+                        "rejected": store.rejected,
+                    }
                 )
             case "GET", ["calls", raw_vc, raw_ps]:
                 key = _any_key(raw_vc, raw_ps)
@@ -181,13 +196,22 @@ class Emulator:
         return _json({"error": f"no admin endpoint {request.method} {request.path}"}, status=404)
 
 
-def create_app(data_path: Path | str, default_session: Path | None = None) -> web.Application:
+def create_app(
+    data_path: Path | str,
+    default_session: Path | None = None,
+    *,
+    access_key_id: str = TEST_ACCESS_KEY_ID,
+    secret_access_key: str = TEST_SECRET_ACCESS_KEY,
+) -> web.Application:
     """Build the emulator application serving the sessions in data_path.
 
     With default_session, unknown keys get that template session instead of NotFound.
+    GetProxySession requests must be signed (SigV4) with the given key pair.
     """
     template = load_template(default_session) if default_session is not None else None
-    emulator = Emulator(Store(Path(data_path)), wire.load_operation(), template)
+    operation = wire.load_operation()
+    verifier = Verifier(access_key_id, secret_access_key, operation.signing_name)
+    emulator = Emulator(Store(Path(data_path)), operation, verifier, template)
     app = web.Application()
     app.router.add_route("*", "/{path:.*}", emulator.dispatch)
     return app

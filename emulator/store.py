@@ -54,6 +54,8 @@ class Store:
         self.faults = FaultTable(MAX_FAULTS)
         self.calls_total = 0
         self.calls: dict[Key, int] = {}
+        # Requests refused on authentication, by AWS error code (a handful of codes).
+        self.rejected: dict[str, int] = {}
         # Faulted requests held at once (a delay holds them): shows the gateway's concurrency.
         self.inflight = 0
         self.max_inflight = 0
@@ -65,6 +67,7 @@ class Store:
         self.faults.clear()
         self.calls_total = 0
         self.calls.clear()
+        self.rejected.clear()
         self.max_inflight = 0
 
     def put_session(self, key: Key, session: dict[str, object]) -> None:
@@ -72,6 +75,10 @@ class Store:
         if key not in self.sessions and len(self.sessions) >= MAX_SESSIONS:
             raise StoreFullError(f"too many sessions (limit {MAX_SESSIONS})")
         self.sessions[key] = render(session)
+
+    def reject(self, code: str) -> None:
+        """Record one request refused on authentication with this AWS error code."""
+        self.rejected[code] = self.rejected.get(code, 0) + 1
 
     def count(self, key: Key) -> None:
         """Record one GetProxySession request for a key."""

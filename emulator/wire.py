@@ -19,12 +19,13 @@ UNMODELED_ERROR_STATUS = 400
 
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """The HTTP binding of the operation and the status of each modeled error."""
+    """The HTTP binding of the operation, its SigV4 signing name and each error's status."""
 
     method: str
     # One entry per path segment: the literal text, or None where an id goes.
     segments: tuple[str | None, ...]
     error_statuses: dict[str, int]
+    signing_name: str
 
     def match(self, method: str, parts: list[str]) -> tuple[str, str] | None:
         """Return the two decoded ids if the method and raw path segments name this operation."""
@@ -42,7 +43,7 @@ class Operation:
 
 
 def load_operation() -> Operation:
-    """Read the GetProxySession HTTP binding and error statuses from botocore's model."""
+    """Read the GetProxySession HTTP binding, signing name and errors from botocore's model."""
     service = botocore.session.get_session().get_service_model(SERVICE)
     model = service.operation_model(OPERATION)
     http: dict[str, object] = dict(model.http)
@@ -56,7 +57,7 @@ def load_operation() -> Operation:
         error: dict[str, object] = dict(shape.metadata.get("error", {}))
         code = str(error.get("code") or shape.name)
         statuses[code] = int(str(error["httpStatusCode"]))
-    return Operation(str(http["method"]), segments, statuses)
+    return Operation(str(http["method"]), segments, statuses, str(service.signing_name))
 
 
 def request_id() -> str:
@@ -84,10 +85,10 @@ def error(code: str, status: int, message: str) -> web.Response:
     return _error(status, body, f"{code}:{ERROR_NAMESPACE}")
 
 
-def missing_authentication() -> web.Response:
-    """Answer an unsigned request the way the AWS front door does."""
-    body = b'{"message":"Missing Authentication Token"}'
-    return _error(403, body, "MissingAuthenticationTokenException")
+def denied(code: str, message: str) -> web.Response:
+    """Answer a request whose authentication failed the way the AWS front door does."""
+    body = json.dumps({"message": message}, separators=(",", ":")).encode()
+    return _error(403, body, code)
 
 
 def unknown_operation() -> web.Response:

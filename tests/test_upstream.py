@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from botocore.utils import parse_timestamp as botocore_parse
 
 from app.domain.errors import GatewayError
 from app.upstream import AWS_ERRORS, RETRYABLE, parse_timestamp
-from tests.conftest import GatewayFactory
+from tests.conftest import NAME_QUERY, SAMPLE_SESSION, GatewayFactory
 from tests.support.servers import Emulator, Gateway, start_gateway
 
 
@@ -123,6 +124,43 @@ def test_deprecated_operation_is_logged_once_at_start(emulator: Emulator, tmp_pa
         assert "2026-04-07" in warnings[0]["message"]
     finally:
         gateway.stop()
+
+
+def test_a_gateway_with_the_wrong_secret_is_refused_by_the_emulator(
+    emulator: Emulator, seeded: tuple[str, str], tmp_path: Path
+) -> None:
+    before = emulator.rejected("InvalidSignatureException")
+    log = tmp_path / "stdout.log"
+    gateway = start_gateway(emulator.url, log, {"AWS_SECRET_ACCESS_KEY": "not-the-secret"})
+    try:
+        reply = gateway.get_session(*seeded)
+    finally:
+        gateway.stop()
+
+    assert reply.status_code == 502
+    assert reply.json()["code"] == "UPSTREAM_ERROR"
+    assert reply.json()["upstreamCode"] == "InvalidSignatureException"
+    assert emulator.calls(*seeded) == 0
+    assert emulator.rejected("InvalidSignatureException") == before + 1  # one 403, no retry
+
+
+@pytest.mark.parametrize("ps", ["a b", "ünï 日本", "100%", "a+b=c", "a%2Fb/c", "~*'()!&?#"])
+def test_ids_the_signer_must_encode_are_signed_as_botocore_would(
+    gateway: Gateway, emulator: Emulator, ps: str
+) -> None:
+    """The emulator checks with botocore's stock signer what the gateway's fast one sent.
+
+    Through GraphQL, whose ids (unlike a REST path segment) may hold a slash.
+    """
+    vc = f"vc {uuid.uuid4().hex}"
+    emulator.seed(vc, ps, SAMPLE_SESSION)
+    before = emulator.rejected("InvalidSignatureException")
+
+    reply = gateway.graphql(NAME_QUERY, {"vc": vc, "ps": ps})
+
+    assert reply.json() == {"data": {"proxySession": {"name": SAMPLE_SESSION["Name"]}}}
+    assert emulator.calls(vc, ps) == 1
+    assert emulator.rejected("InvalidSignatureException") == before
 
 
 def test_current_model_logs_no_deprecation(gateway: Gateway) -> None:

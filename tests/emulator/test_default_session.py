@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.servers import ROOT, Emulator, _stop
+from tests.support.sigv4 import signed_headers
 
 
 def test_unknown_keys_get_the_template_with_their_own_ids(tmp_path: Path) -> None:
@@ -25,8 +26,8 @@ def test_unknown_keys_get_the_template_with_their_own_ids(tmp_path: Path) -> Non
         assert process.stdout is not None
         url = process.stdout.readline().strip().removeprefix("emulator listening on ")
         emulator = Emulator(process, url)
-        signed = {"Authorization": "AWS4-HMAC-SHA256 Credential=test"}
-        reply = httpx.get(f"{url}/voice-connectors/vc-x/proxy-sessions/ps-y", headers=signed)
+        session_url = f"{url}/voice-connectors/vc-x/proxy-sessions/ps-y"
+        reply = httpx.get(session_url, headers=signed_headers("GET", session_url))
 
         assert reply.status_code == 200
         assert reply.json() == {

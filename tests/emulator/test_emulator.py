@@ -20,11 +20,12 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
+from tests.support.sigv4 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, signed_headers
+
 ROOT = Path(__file__).resolve().parents[2]
 VC = "abcdef1ghij2klmno3pqr4"
 PS = "321c1f5b-7dcb-4a5d-9e07-6b4c6a1b2f10"
 ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazonaws.chimesdkvoice/"
-SIGNED = {"Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261129/us-east-1/chime/aws4"}
 
 
 def _modeled_errors() -> dict[str, int]:
@@ -98,9 +99,9 @@ def chime(server: EmulatorProcess) -> Iterator[Any]:
     """A synchronous botocore chime-sdk-voice client pointed at the emulator, without retries."""
     client = botocore.session.get_session().create_client(
         "chime-sdk-voice",
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
         endpoint_url=server.url,
         config=Config(retries={"total_max_attempts": 1}, read_timeout=10, connect_timeout=5),
     )
@@ -118,6 +119,11 @@ def put_fault(admin: httpx.Client, vc: str, ps: str, **fault: object) -> None:
     """Install a fault for (vc, ps) through the admin API."""
     response = admin.put(f"/_emulator/faults/{vc}/{ps}", json=fault)
     assert response.status_code == 204, response.text
+
+
+def signed_request(method: str, url: str) -> httpx.Response:
+    """Send a request signed by botocore's stock SigV4 signer with the emulator's credentials."""
+    return httpx.request(method, url, headers=signed_headers(method, url))
 
 
 def client_error(chime: Any, vc: str = VC, ps: str = PS) -> dict[str, Any]:
@@ -262,7 +268,7 @@ def test_raw_body_and_status_are_sent_verbatim(
 ) -> None:
     put_fault(admin, VC, PS, raw_body='{"ProxySession": []}', raw_status=207)
 
-    response = httpx.get(f"{server.url}/voice-connectors/{VC}/proxy-sessions/{PS}", headers=SIGNED)
+    response = signed_request("GET", f"{server.url}/voice-connectors/{VC}/proxy-sessions/{PS}")
 
     assert response.status_code == 207
     assert response.text == '{"ProxySession": []}'
@@ -312,6 +318,7 @@ def test_calls_are_counted_including_faulted_ones(chime: Any, admin: httpx.Clien
         "total": 4,
         "max_inflight": 1,
         "keys": {f"{VC}/{PS}": 2, f"{VC}/missing": 2},
+        "rejected": {},
     }
     assert admin.get(f"/_emulator/calls/{VC}/{PS}").json() == {"count": 2}
     assert admin.get(f"/_emulator/calls/{VC}/never").json() == {"count": 0}
@@ -321,17 +328,23 @@ def test_unsigned_and_unknown_requests_are_not_counted(
     admin: httpx.Client, server: EmulatorProcess
 ) -> None:
     httpx.get(f"{server.url}/voice-connectors/{VC}/proxy-sessions/{PS}")
-    httpx.get(f"{server.url}/voice-connectors/{VC}", headers=SIGNED)
+    signed_request("GET", f"{server.url}/voice-connectors/{VC}")
 
-    assert admin.get("/_emulator/calls").json() == {"total": 0, "max_inflight": 0, "keys": {}}
+    assert admin.get("/_emulator/calls").json() == {
+        "total": 0,
+        "max_inflight": 0,
+        "keys": {},
+        "rejected": {"MissingAuthenticationTokenException": 1},
+    }
 
 
 def test_reset_endpoint_restores_sessions_and_clears_faults_and_counts(
-    chime: Any, admin: httpx.Client
+    chime: Any, admin: httpx.Client, server: EmulatorProcess
 ) -> None:
     assert admin.delete(f"/_emulator/sessions/{VC}/{PS}").status_code == 204
     assert client_error(chime)["Error"]["Code"] == "NotFoundException"
     put_fault(admin, "*", "*", error="ServiceFailureException")
+    httpx.get(f"{server.url}/voice-connectors/{VC}/proxy-sessions/{PS}")
 
     assert admin.post("/_emulator/reset").status_code == 204
 
@@ -340,6 +353,7 @@ def test_reset_endpoint_restores_sessions_and_clears_faults_and_counts(
         "total": 1,
         "max_inflight": 0,
         "keys": {f"{VC}/{PS}": 1},
+        "rejected": {},
     }
 
 
@@ -353,7 +367,7 @@ def test_put_session_is_returned_verbatim(admin: httpx.Client, server: EmulatorP
     }
     assert admin.put("/_emulator/sessions/vc-1/ps-1", json=session).status_code == 204
 
-    response = httpx.get(f"{server.url}/voice-connectors/vc-1/proxy-sessions/ps-1", headers=SIGNED)
+    response = signed_request("GET", f"{server.url}/voice-connectors/vc-1/proxy-sessions/ps-1")
 
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
@@ -392,7 +406,7 @@ def test_unsigned_request_gets_missing_authentication_token(server: EmulatorProc
     ],
 )
 def test_unknown_operation(server: EmulatorProcess, method: str, path: str) -> None:
-    response = httpx.request(method, server.url + path, headers=SIGNED)
+    response = signed_request(method, server.url + path)
 
     assert response.status_code == 404
     assert response.headers["x-amzn-errortype"].startswith("UnknownOperationException")

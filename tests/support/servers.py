@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ from urllib.parse import quote
 import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.sigv4 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
@@ -32,13 +34,16 @@ def free_port() -> int:
 
 
 def aws_env(endpoint: str) -> dict[str, str]:
-    """A clean AWS environment pointing the standard endpoint override at the emulator."""
+    """A clean AWS environment pointing the standard endpoint override at the emulator.
+
+    The credentials are the ones the emulator checks signatures with.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GATEWAY_"))}
     env.update(
         {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+            "AWS_REGION": REGION,
             "AWS_ENDPOINT_URL_CHIME_SDK_VOICE": endpoint,
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
@@ -90,6 +95,11 @@ class Emulator:
         """GetProxySession requests received in all."""
         total: int = self.admin.get("/calls").json()["total"]
         return total
+
+    def rejected(self, code: str) -> int:
+        """Requests refused on authentication with this AWS error code."""
+        counts: dict[str, int] = self.admin.get("/calls").json()["rejected"]
+        return counts.get(code, 0)
 
     def max_inflight(self) -> int:
         """The most faulted requests held at once since the last reset."""
@@ -202,10 +212,13 @@ def _stop(process: subprocess.Popen[Any]) -> int:
     return process.returncode
 
 
-def start_emulator(port: int = 0) -> Emulator:
-    """Start the emulator on loopback (a free port by default) with the sample data."""
+def start_emulator(port: int = 0, options: Sequence[str] = ()) -> Emulator:
+    """Start the emulator on loopback (a free port by default) with the sample data.
+
+    `options` are further command line options, such as other credentials.
+    """
     process = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "--host", LOOPBACK, "--port", str(port)],
+        [sys.executable, "-m", "emulator", "--host", LOOPBACK, "--port", str(port), *options],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -1,0 +1,75 @@
+"""The GraphQL door's two paths are one: strawberry's route, with the fast path taken out,
+answers every request as the served gateway (whose fast path answers repeated queries
+from the response cache) does.
+
+Each request is sent twice in a row: the second is the one the fast path may answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+
+from app.graphql.fast_path import GraphQLFastPath
+from tests.conftest import NAME_QUERY, SAMPLE_SESSION
+from tests.support.differential import (
+    Headers,
+    Request,
+    comparable,
+    exchange,
+    framework_only_app,
+    served,
+)
+from tests.support.servers import Emulator, Gateway
+
+VARIANTS: list[Headers] = [
+    [("Content-Type", "application/json")],
+    [("Content-Type", "application/json; charset=utf-8")],
+    [("Content-Type", "Application/JSON")],
+    [("Content-Type", "application/jsonx")],
+    [("Content-Type", "application/json-patch+json")],
+    [("Content-Type", "text/plain")],
+    [("Content-Type", "application/json"), ("Content-Type", "text/plain")],
+    [("Content-Type", "text/plain"), ("Content-Type", "application/json")],
+    [("Content-Type", "application/json"), ("Cache-Control", "no-cache")],
+    [
+        ("Content-Type", "application/json"),
+        ("Cache-Control", "max-age=60"),
+        ("Cache-Control", "no-cache"),
+    ],
+    [("Content-Type", "application/json"), ("Pragma", "no-cache")],
+]
+
+
+def test_strawberry_answers_as_the_fast_path_does(
+    emulator: Emulator,
+    gateway: Gateway,
+    key: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    emulator.seed(*key, SAMPLE_SESSION)
+    body = orjson.dumps({"query": NAME_QUERY, "variables": {"vc": key[0], "ps": key[1]}})
+    bodies = [
+        body,
+        body + b" ",  # the same document, other bytes
+        orjson.dumps({"query": NAME_QUERY, "variables": {"vc": key[0], "ps": " "}}),
+        b"{not json",
+    ]
+    requests: list[Request] = [
+        ("POST", "/graphql", headers, content)
+        for content in bodies
+        for headers in VARIANTS
+        for _ in range(2)
+    ]
+
+    app = framework_only_app(emulator, monkeypatch, without=GraphQLFastPath)
+    strawberry = asyncio.run(exchange(app, requests))
+    calls_after_strawberry = emulator.calls(*key)
+    gateway_answers = served(gateway.client, requests)
+
+    assert [comparable(r) for r in strawberry] == [comparable(r) for r in gateway_answers]
+    assert emulator.calls(*key) == 2 * calls_after_strawberry
+    statuses = {r.status_code for r in strawberry}
+    assert statuses == {200, 400, 415}

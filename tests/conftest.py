@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.servers import Emulator, Gateway, start_emulator, start_gateway
+from tests.support.servers import Emulator, Gateway, aws_env, start_emulator, start_gateway
 
 GatewayFactory = Callable[..., Gateway]
 
@@ -96,6 +96,14 @@ def gateway_factory(
 def gateway(gateway_factory: GatewayFactory) -> Gateway:
     """A gateway with the default settings (auth off)."""
     return gateway_factory()
+
+
+@pytest.fixture
+def aws_environment(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process's environment pointed at the emulator, as the gateway's would be."""
+    for name, value in aws_env(emulator.url).items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from app.service.sessions import ProxySessionService
 from app.settings import Settings
 from app.upstream import Upstream
 from tests.conftest import FULL, NAME_QUERY, GatewayFactory, session_with
-from tests.support.servers import Emulator, Gateway, aws_env
+from tests.support.servers import Emulator, Gateway
 
 CONTRACT_SDL = """
 scalar DateTime
@@ -275,14 +275,6 @@ def test_a_bad_variable_value_is_the_callers_error_not_masked(
     assert error["message"].startswith("Variable '$vc' has invalid value")
     assert emulator.total_calls() == before
     assert not any("unexpected error" in line for line in gateway.settled_log_lines()[logged:])
-
-
-@pytest.fixture
-def aws_environment(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """This process's environment pointed at the emulator, as the gateway's would be."""
-    for name, value in aws_env(emulator.url).items():
-        if name.startswith("AWS_"):
-            monkeypatch.setenv(name, value)
 
 
 @pytest.mark.usefixtures("aws_environment")

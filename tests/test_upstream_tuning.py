@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from typing import Any
 from urllib.parse import quote
 
@@ -18,7 +19,16 @@ from botocore.useragent import register_feature_id
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.upstream.tuning import FastSigV4Auth, memoize_user_agent, use_fast_sigv4
+from app.observability.metrics import Metrics
+from app.settings import Settings
+from app.upstream import Upstream
+from app.upstream.tuning import (
+    SHORTCUTS,
+    FastSigV4Auth,
+    drop_idle_handlers,
+    memoize_user_agent,
+    use_fast_sigv4,
+)
 
 _SEGMENT = st.text(
     alphabet=st.characters(codec="utf-8", exclude_characters="/?#"), min_size=1, max_size=24
@@ -120,3 +130,44 @@ def test_the_client_signs_with_the_fast_signer_where_botocore_chose_sigv4() -> N
         return type(before), type(after)
 
     assert _client_calls(check) == (SigV4Auth, FastSigV4Auth)
+
+
+@pytest.mark.usefixtures("aws_environment")
+def test_every_shortcut_applies_to_the_client_the_gateway_builds(
+    seeded: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.upstream")
+
+    async def run() -> tuple[frozenset[str], str | None]:
+        upstream = Upstream(Settings(), Metrics())
+        await upstream.start()
+        try:
+            return upstream.shortcuts, (await upstream.get_proxy_session(seeded)).name
+        finally:
+            await upstream.close()
+
+    shortcuts, name = asyncio.run(run())
+
+    assert shortcuts == SHORTCUTS
+    assert name == "order-1234"
+    reports = [r for r in caplog.records if r.getMessage().startswith("botocore shortcuts")]
+    assert [(r.levelname, getattr(r, "shortcuts", None)) for r in reports] == [
+        ("INFO", sorted(SHORTCUTS))
+    ]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_handler_botocore_no_longer_holds_is_reported_not_applied(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def check(client: Any) -> tuple[frozenset[str], frozenset[str]]:
+        return drop_idle_handlers(client), drop_idle_handlers(client)
+
+    first, second = _client_calls(check)
+
+    assert first == {"idle_retry_check", "recursion_header"}
+    assert second == frozenset()  # botocore's unregister said nothing: the emitter did
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "idle_retry_check not applied" in warnings[0]
+    assert "recursion_header not applied" in warnings[1]

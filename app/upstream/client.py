@@ -125,6 +125,7 @@ class Upstream:
         self._observer = observer
         self._stack = AsyncExitStack()
         self._client: Any = None
+        self._shortcuts: frozenset[str] = frozenset()
         self._slots = asyncio.Semaphore(settings.upstream_max_concurrency)
         self._breaker = CircuitBreaker(
             settings.breaker_failure_threshold, settings.breaker_reset_seconds, observer
@@ -150,7 +151,7 @@ class Upstream:
             parameter_validation=False,
         )
         core = get_session()
-        tuning.install_timestamp_parser(core)
+        shortcuts = tuning.install_timestamp_parser(core)
         session = aioboto3.Session(botocore_session=core, region_name=self._settings.aws_region)
         try:
             client = session.client(SERVICE, config=config)
@@ -160,7 +161,12 @@ class Upstream:
         if not self._client.meta.region_name:
             await self.close()
             raise RuntimeError(NO_REGION)
-        tuning.tune_client(self._client)
+        self._shortcuts = shortcuts | tuning.tune_client(self._client)
+        log.info(
+            "botocore shortcuts applied: %s",
+            ", ".join(sorted(self._shortcuts)) or "none",
+            extra={"shortcuts": sorted(self._shortcuts)},
+        )
         log.debug(
             "upstream client ready",
             extra={
@@ -179,6 +185,11 @@ class Upstream:
         """Close the client and its connection pool."""
         await self._stack.aclose()
         self._client = None
+
+    @property
+    def shortcuts(self) -> frozenset[str]:
+        """The botocore shortcuts (`tuning.SHORTCUTS`) in effect on the client."""
+        return self._shortcuts
 
     @property
     def ready(self) -> bool:

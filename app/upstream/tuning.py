@@ -36,6 +36,9 @@ USER_AGENT_VARIANTS = 32
 # Signing keys (one per secret, day, region and service) and hosts kept; a few a day.
 SIGNING_KEYS = 16
 
+SHORTCUTS = frozenset({"timestamps", "user_agent", "sigv4", "idle_retry_check", "recursion_header"})
+"""Every shortcut by the name `install_timestamp_parser` and `tune_client` report it."""
+
 _UNSIGNED_HEADERS = frozenset(SIGNED_HEADERS_BLACKLIST)
 
 
@@ -52,20 +55,28 @@ def parse_timestamp(value: object) -> datetime:
     return result
 
 
-def install_timestamp_parser(session: AioSession) -> None:
-    """Make clients of `session` parse timestamps with `parse_timestamp`."""
+def install_timestamp_parser(session: AioSession) -> frozenset[str]:
+    """Make clients of `session` parse timestamps with `parse_timestamp`; what applied."""
     parsers = session.get_component("response_parser_factory")
-    parsers.set_parser_defaults(timestamp_parser=parse_timestamp)
+    set_defaults = getattr(parsers, "set_parser_defaults", None)
+    if set_defaults is None:
+        return _not_applied("timestamps", "botocore's parser factory takes no defaults")
+    set_defaults(timestamp_parser=parse_timestamp)
+    return frozenset({"timestamps"})
 
 
-def tune_client(client: Any) -> None:
-    """Apply the per-call savings that live on the client object."""
-    memoize_user_agent(client)
-    use_fast_sigv4(client)
-    drop_idle_handlers(client)
+def tune_client(client: Any) -> frozenset[str]:
+    """Apply the per-call savings that live on the client object; the names of those applied."""
+    return memoize_user_agent(client) | use_fast_sigv4(client) | drop_idle_handlers(client)
 
 
-def drop_idle_handlers(client: Any) -> None:
+def _not_applied(shortcut: str, why: str) -> frozenset[str]:
+    """Warn that a shortcut could not apply (botocore changed under it); none applied."""
+    log.warning("botocore shortcut %s not applied: %s", shortcut, why)
+    return frozenset()
+
+
+def drop_idle_handlers(client: Any) -> frozenset[str]:
     """Unregister two per-call botocore handlers that can only do nothing for this client.
 
     - The retry check: the client makes one attempt per call (the gateway retries itself,
@@ -75,11 +86,37 @@ def drop_idle_handlers(client: Any) -> None:
     """
     service = client.meta.service_model.service_id.hyphenize()
     events = client.meta.events
-    events.unregister(f"needs-retry.{service}", unique_id=f"retry-config-{service}")
-    events.unregister("before-call", add_recursion_detection_header)
+    removed = {
+        "idle_retry_check": _unregister(
+            events, f"needs-retry.{service}", unique_id=f"retry-config-{service}"
+        ),
+        "recursion_header": _unregister(events, "before-call", add_recursion_detection_header),
+    }
+    for shortcut in (name for name, done in removed.items() if not done):
+        _not_applied(shortcut, "botocore holds no such handler to unregister")
+    return frozenset(name for name, done in removed.items() if done)
 
 
-def memoize_user_agent(client: Any) -> None:
+def _unregister(
+    events: Any, event_name: str, handler: Any = None, unique_id: str | None = None
+) -> bool:
+    """Unregister a handler; whether one was removed (botocore's `unregister` never says)."""
+    before = len(_handlers(events, event_name))
+    events.unregister(event_name, handler, unique_id=unique_id)
+    return len(_handlers(events, event_name)) < before
+
+
+def _handlers(events: Any, event_name: str) -> list[Any]:
+    """The handlers `events` holds for `event_name`, read from botocore's emitter ([] if unseen)."""
+    alias = getattr(events, "_alias_event_name", None)
+    trie = getattr(getattr(events, "_emitter", events), "_handlers", None)
+    search = getattr(trie, "prefix_search", None)
+    if search is None:
+        return []
+    return list(search(alias(event_name) if alias is not None else event_name))
+
+
+def memoize_user_agent(client: Any) -> frozenset[str]:
     """Build the client's User-Agent once per feature set instead of twice per call.
 
     botocore rebuilds the string on every call (sanitizing some fifty components) because
@@ -89,8 +126,7 @@ def memoize_user_agent(client: Any) -> None:
     creator: Any = getattr(client, "_user_agent_creator", None)
     build = getattr(creator, "to_string", None)
     if creator is None or build is None:  # another botocore: keep its behaviour
-        log.debug("botocore has no user agent creator here; not memoizing")
-        return
+        return _not_applied("user_agent", "botocore has no user agent creator here")
     built: dict[frozenset[str], str] = {}
 
     def to_string() -> str:
@@ -104,9 +140,10 @@ def memoize_user_agent(client: Any) -> None:
         return text
 
     creator.to_string = to_string
+    return frozenset({"user_agent"})
 
 
-def use_fast_sigv4(client: Any) -> None:
+def use_fast_sigv4(client: Any) -> frozenset[str]:
     """Sign with `FastSigV4Auth` wherever botocore chose plain SigV4 for this client.
 
     botocore still makes every choice (signer, region, signing name, credentials and their
@@ -115,8 +152,7 @@ def use_fast_sigv4(client: Any) -> None:
     signer: Any = getattr(client, "_request_signer", None)
     original = getattr(signer, "get_auth_instance", None)
     if signer is None or original is None:
-        log.debug("botocore has no request signer here; signing the usual way")
-        return
+        return _not_applied("sigv4", "botocore has no request signer here")
 
     async def get_auth_instance(*args: Any, **kwargs: Any) -> Any:
         auth = await original(*args, **kwargs)
@@ -125,6 +161,7 @@ def use_fast_sigv4(client: Any) -> None:
         return auth
 
     signer.get_auth_instance = get_auth_instance
+    return frozenset({"sigv4"})
 
 
 class _SignedHeaders(dict[str, list[str]]):

@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     jwt_audience: str | None = None
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     mask_phone_numbers: Literal["none", "graphql", "all"] = "none"
+    botocore_tuning: bool = True
 
     @property
     def jwt_enabled(self) -> bool:

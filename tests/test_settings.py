@@ -30,6 +30,7 @@ def test_defaults_are_the_contracts(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (settings.host, settings.port) == ("0.0.0.0", 8080)
     assert settings.graphql_introspection is False
     assert settings.graphiql is False
+    assert settings.botocore_tuning is True
 
 
 def _run_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -58,6 +59,7 @@ def _run_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         ("GATEWAY_PORT", "70000"),
         ("GATEWAY_AUTH_TOKENS_FILE", "/nonexistent/tokens"),
         ("GATEWAY_GRAPHIQL", "perhaps"),
+        ("GATEWAY_BOTOCORE_TUNING", "partly"),
     ],
 )
 def test_bad_value_stops_the_process_with_one_line_naming_it(variable: str, value: str) -> None:

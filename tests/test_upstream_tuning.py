@@ -29,6 +29,8 @@ from app.upstream.tuning import (
     memoize_user_agent,
     use_fast_sigv4,
 )
+from tests.conftest import GatewayFactory
+from tests.support.servers import Gateway
 
 _SEGMENT = st.text(
     alphabet=st.characters(codec="utf-8", exclude_characters="/?#"), min_size=1, max_size=24
@@ -171,3 +173,24 @@ def test_a_handler_botocore_no_longer_holds_is_reported_not_applied(
     assert len(warnings) == 2
     assert "idle_retry_check not applied" in warnings[0]
     assert "recursion_header not applied" in warnings[1]
+
+
+def _reported_shortcuts(gateway: Gateway) -> list[list[str]]:
+    return [
+        record["shortcuts"]
+        for record in gateway.log_records()
+        if record["message"].startswith("botocore shortcuts")
+    ]
+
+
+def test_tuning_off_applies_no_shortcut_and_answers_the_same(
+    gateway_factory: GatewayFactory, gateway: Gateway, seeded: tuple[str, str]
+) -> None:
+    plain = gateway_factory(botocore_tuning="off")
+
+    reply = plain.get_session(*seeded)
+
+    assert reply.status_code == 200
+    assert reply.json() == gateway.get_session(*seeded).json()
+    assert _reported_shortcuts(plain) == [[]]
+    assert _reported_shortcuts(gateway) == [sorted(SHORTCUTS)]

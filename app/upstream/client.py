@@ -151,7 +151,9 @@ class Upstream:
             parameter_validation=False,
         )
         core = get_session()
-        shortcuts = tuning.install_timestamp_parser(core)
+        shortcuts = (
+            tuning.install_timestamp_parser(core) if self._settings.botocore_tuning else frozenset()
+        )
         session = aioboto3.Session(botocore_session=core, region_name=self._settings.aws_region)
         try:
             client = session.client(SERVICE, config=config)
@@ -161,7 +163,9 @@ class Upstream:
         if not self._client.meta.region_name:
             await self.close()
             raise RuntimeError(NO_REGION)
-        self._shortcuts = shortcuts | tuning.tune_client(self._client)
+        if self._settings.botocore_tuning:
+            shortcuts |= tuning.tune_client(self._client)
+        self._shortcuts = shortcuts
         log.info(
             "botocore shortcuts applied: %s",
             ", ".join(sorted(self._shortcuts)) or "none",

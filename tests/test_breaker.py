@@ -79,7 +79,28 @@ def test_an_abandoned_probe_frees_the_slot() -> None:
         breaker.record_fault()
     clock.now += 10
     assert breaker.allow()
+    probe = breaker.probe
+    assert probe is not None
 
-    breaker.record_abandoned()
+    breaker.record_abandoned(probe)
 
     assert breaker.allow()
+
+
+def test_a_settled_probe_ending_late_leaves_the_next_probe_out() -> None:
+    clock, states = Clock(), States()
+    breaker = _breaker(clock, states)
+    for _ in range(3):
+        breaker.record_fault()
+    clock.now += 10
+    assert breaker.allow()
+    first = breaker.probe
+    assert first is not None
+    breaker.record_fault()  # the probe's outcome: open again
+    clock.now += 10
+    assert breaker.allow()  # the next probe
+
+    breaker.record_abandoned(first)
+
+    assert breaker.probe == first + 1
+    assert not breaker.allow()

@@ -7,7 +7,12 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
+from app.domain.errors import CircuitOpen, NotFound, ServiceUnavailable
+from app.settings import Settings
+from app.upstream import Upstream
+from app.upstream.breaker import BreakerState
 from tests.conftest import NAME_QUERY, GatewayFactory, session_with
 from tests.support.servers import Emulator, Gateway
 
@@ -187,3 +192,105 @@ def test_mixed_fault_storm_never_gives_a_500(
     assert all(r.status_code in {502, 503, 504} for r in replies), [r.status_code for r in replies]
     assert not [r for r in replies if "Traceback" in r.text]
     assert gateway.process.poll() is None
+
+
+class _Reports:
+    """What an `Upstream` reports; the breaker's states kept in order."""
+
+    def __init__(self) -> None:
+        self.states: list[BreakerState] = []
+
+    def upstream_attempt(self, outcome: str, aws_error_code: str, seconds: float) -> None:
+        pass
+
+    def upstream_retry(self, outcome: str) -> None:
+        pass
+
+    def breaker_state_changed(self, state: BreakerState) -> None:
+        self.states.append(state)
+
+
+def _one_slot(reports: _Reports) -> Upstream:
+    """One upstream call at a time; one fault opens the breaker, which may probe soon after."""
+    settings = Settings(
+        upstream_max_concurrency=1,
+        upstream_max_attempts=1,
+        breaker_failure_threshold=1,
+        breaker_reset_seconds=0.05,
+    )
+    return Upstream(settings, reports)
+
+
+async def _half_open_with_the_slot_held(
+    upstream: Upstream, emulator: Emulator, key: tuple[str, str]
+) -> asyncio.Task[object]:
+    """Open the breaker while a call let in before holds the one slot; that call's task.
+
+    The reset time has passed when this returns: the next call is the probe.
+    """
+    emulator.fault(key[0], f"{key[1]}-trip", error="ServiceUnavailableException")
+    emulator.fault(key[0], f"{key[1]}-hold", delay=1.5, error="NotFoundException")
+    trip = asyncio.create_task(upstream.get_proxy_session((key[0], f"{key[1]}-trip")))
+    hold: asyncio.Task[object] = asyncio.create_task(
+        upstream.get_proxy_session((key[0], f"{key[1]}-hold"))
+    )
+    with pytest.raises(ServiceUnavailable):
+        await trip
+    await asyncio.sleep(0.1)  # the reset time; meanwhile `hold` takes the slot
+    return hold
+
+
+@pytest.mark.usefixtures("aws_environment")
+def test_a_probe_cancelled_while_waiting_for_a_slot_lets_the_next_call_probe(
+    emulator: Emulator, key: tuple[str, str]
+) -> None:
+    emulator.seed(key[0], f"{key[1]}-next", session_with())
+    reports = _Reports()
+
+    async def run() -> str | None:
+        upstream = _one_slot(reports)
+        await upstream.start()
+        try:
+            hold = await _half_open_with_the_slot_held(upstream, emulator, key)
+            probe = asyncio.create_task(upstream.get_proxy_session((key[0], f"{key[1]}-probe")))
+            await asyncio.sleep(0)  # let through as the probe, it waits for the slot
+            probe.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await probe
+            session = await upstream.get_proxy_session((key[0], f"{key[1]}-next"))
+            with pytest.raises(NotFound):
+                await hold
+            return session.name
+        finally:
+            await upstream.close()
+
+    assert asyncio.run(run()) == "order-1234"
+    assert reports.states == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]
+
+
+@pytest.mark.usefixtures("aws_environment")
+def test_cancelling_another_call_does_not_let_a_second_probe_out(
+    emulator: Emulator, key: tuple[str, str]
+) -> None:
+    reports = _Reports()
+
+    async def run() -> None:
+        upstream = _one_slot(reports)
+        await upstream.start()
+        try:
+            hold = await _half_open_with_the_slot_held(upstream, emulator, key)
+            probe = asyncio.create_task(upstream.get_proxy_session((key[0], f"{key[1]}-probe")))
+            await asyncio.sleep(0)  # let through as the probe, it waits for the slot
+            hold.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await hold
+            with pytest.raises(CircuitOpen):
+                await upstream.get_proxy_session((key[0], f"{key[1]}-other"))
+            with pytest.raises(NotFound):
+                await probe
+        finally:
+            await upstream.close()
+
+    asyncio.run(run())
+
+    assert reports.states == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]

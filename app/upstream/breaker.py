@@ -2,6 +2,7 @@
 
 closed --(threshold consecutive faults)--> open --(reset time)--> half-open
 half-open --(the one probe succeeds)--> closed;  --(the probe faults)--> open
+half-open --(the probe ends with no outcome)--> half-open, the next call probing
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class CircuitBreaker:
         self._faults = 0
         self._opened_at = 0.0
         self._probing = False
+        self._probes = 0  # probes let through so far: the one out is number `_probes`
 
     @property
     def state(self) -> BreakerState:
@@ -63,7 +65,13 @@ class CircuitBreaker:
         if self._probing:
             return False
         self._probing = True
+        self._probes += 1
         return True
+
+    @property
+    def probe(self) -> int | None:
+        """The number of the probe out now (held by the call `allow` let through in half-open)."""
+        return self._probes if self._probing else None
 
     def retry_after(self) -> int:
         """Whole seconds until a probe may go (at least 1)."""
@@ -86,9 +94,10 @@ class CircuitBreaker:
             if self._state is not BreakerState.OPEN:
                 self._enter(BreakerState.OPEN)
 
-    def record_abandoned(self) -> None:
-        """The call was cancelled before an answer: a probe slot must not stay taken."""
-        self._probing = False
+    def record_abandoned(self, probe: int) -> None:
+        """Probe `probe` ended without an outcome: unless it is no longer the one out, free it."""
+        if self._probing and probe == self._probes:
+            self._probing = False
 
     def _enter(self, state: BreakerState) -> None:
         self._state = state

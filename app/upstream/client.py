@@ -215,6 +215,7 @@ class Upstream:
                 "AWS is failing; the gateway is not calling it for now.",
                 retry_after=self._breaker.retry_after(),
             )
+        probe = self._breaker.probe  # this call's, when it is the half-open probe
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.upstream_timeout_seconds
         try:
@@ -222,6 +223,11 @@ class Upstream:
                 return await self._call_with_retries(key, deadline)
         except TimeoutError as exc:
             raise UpstreamTimeout("The upstream deadline passed.") from exc
+        finally:
+            # A probe that ended with no outcome (cancelled, or out of time before it got a
+            # slot) would otherwise keep later calls refused.
+            if probe is not None:
+                self._breaker.record_abandoned(probe)
 
     async def _call_with_retries(self, key: SessionKey, deadline: float) -> ProxySession:
         loop = asyncio.get_running_loop()
@@ -254,14 +260,13 @@ class Upstream:
                 session = await self._call(key)
             except asyncio.CancelledError:
                 # The deadline cancels the attempt in flight: count it, or a hung AWS goes
-                # unseen by metrics and by the breaker.
+                # unseen by metrics and by the breaker. Any other cancellation says nothing
+                # about AWS (a probe's is released in `get_proxy_session`).
                 if asyncio.get_running_loop().time() >= deadline:
                     self._observer.upstream_attempt(
                         UpstreamTimeout.code, "none", time.perf_counter() - started
                     )
                     self._breaker.record_fault()
-                else:
-                    self._breaker.record_abandoned()
                 raise
             except GatewayError as error:
                 self._observer.upstream_attempt(

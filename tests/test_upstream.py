@@ -163,8 +163,16 @@ def test_ids_the_signer_must_encode_are_signed_as_botocore_would(
     assert emulator.rejected("InvalidSignatureException") == before
 
 
-def test_current_model_logs_no_deprecation(gateway: Gateway) -> None:
-    assert not [r for r in gateway.log_records() if "deprecated" in r["message"]]
+def test_the_deprecation_warning_follows_the_loaded_model(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_DATA_PATH", raising=False)  # the gateway loads botocore's own
+    model = botocore.session.get_session().get_service_model("chime-sdk-voice")
+    deprecated = bool(model.operation_model("GetProxySession").deprecated)
+
+    warnings = [r for r in gateway.log_records() if "deprecated" in r["message"]]
+
+    assert [r["level"] for r in warnings] == (["WARNING"] if deprecated else [])
 
 
 def test_timestamps_parse_fast_and_as_botocore_would() -> None:

@@ -196,11 +196,6 @@ class Upstream:
         return self._shortcuts
 
     @property
-    def ready(self) -> bool:
-        """Whether the client is built."""
-        return self._client is not None
-
-    @property
     def operation_deprecated(self) -> bool:
         """Whether the loaded service model marks GetProxySession deprecated."""
         return bool(self._client.meta.service_model.operation_model(OPERATION).deprecated)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 import time
 from types import FrameType
@@ -10,6 +11,7 @@ from types import FrameType
 import uvicorn
 from pydantic import ValidationError
 
+from app import runtime
 from app.http.state import Lifecycle
 from app.main import create_app
 from app.observability import logs
@@ -48,6 +50,12 @@ class GatewayServer(uvicorn.Server):
             super().handle_exit(sig, frame)
             return
         self._drain_until = time.monotonic() + self._drain_seconds
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start as uvicorn does (the lifespan builds the long-lived objects), then settle
+        the heap: what start-up built lives as long as the process."""
+        await super().startup(sockets)
+        runtime.settle_heap()
 
     async def on_tick(self, counter: int) -> bool:
         """Stop once the drain period is over."""

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import __version__, ops, runtime
+from app import __version__, ops
 from app.auth import build_authenticator
 from app.graphql.fast_path import GraphQLFastPath
 from app.graphql.response_cache import ResponseCache
@@ -49,7 +49,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.service = ProxySessionService(settings, upstream, state.metrics)
         if authenticator is not None:
             await authenticator.start()
-        runtime.settle_heap()
         state.lifecycle.started = True
         if authenticator is None:
             log.warning(

@@ -12,6 +12,9 @@ of every later collection, and a larger first threshold makes young collections 
 from __future__ import annotations
 
 import gc
+import logging
+
+log = logging.getLogger(__name__)
 
 YOUNG_THRESHOLD = 10_000
 """Allocations (net of frees) of tracked objects between young collections (CPython: 700)."""
@@ -23,3 +26,4 @@ def settle_heap() -> None:
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)
+    log.info("heap settled", extra={"frozen_objects": gc.get_freeze_count()})

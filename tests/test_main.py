@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import signal
 import threading
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
+from app.main import create_app
+from app.settings import Settings
 from tests.conftest import SAMPLE_SESSION, GatewayFactory
-from tests.support.servers import Emulator, start_gateway
+from tests.support.servers import Emulator, Gateway, start_gateway
 
 
 def test_sigterm_turns_readiness_off_then_drains_and_exits_cleanly(
@@ -55,3 +60,20 @@ def test_forwarded_headers_are_trusted_only_from_listed_proxies(
     [forwarded] = trusting.wait_for_records(lambda r: r.get("request_id") == "fwd-yes")
     assert plain["client"] == "127.0.0.1"
     assert forwarded["client"] == "203.0.113.7"
+
+
+@pytest.mark.usefixtures("aws_environment")
+def test_only_the_production_entry_point_settles_the_heap(gateway: Gateway) -> None:
+    settled = gateway.wait_for_records(lambda r: r["message"] == "heap settled")
+    threshold = gc.get_threshold()
+
+    async def start_and_stop() -> None:
+        app = create_app(Settings())
+        async with app.router.lifespan_context(app):
+            pass
+
+    asyncio.run(start_and_stop())
+
+    assert len(settled) == 1
+    assert settled[0]["frozen_objects"] > 10_000
+    assert gc.get_threshold() == threshold  # the lifespan the tests run leaves the GC alone

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
+import pytest
 
-from tests.conftest import GatewayFactory, session_with
+from app.domain.errors import GatewayError
+from app.http.cache_status import cache_status
+from app.observability.metrics import Metrics
+from app.service import ProxySessionService
+from app.settings import Settings
+from app.upstream import Upstream
+from tests.conftest import SHARED_GATEWAY_SETTINGS, GatewayFactory, session_with
+from tests.support.clock import Clock
 from tests.support.servers import Emulator, Gateway
 
 SHORT = {"cache_ttl_seconds": 0.5, "negative_cache_ttl_seconds": 0.5, "closed_cache_ttl_seconds": 3}
+"""Short lifetimes; the tests move the service's clock past them instead of sleeping."""
 
 
 async def _concurrent_gets(url: str, path: str, n: int, **headers: str) -> list[httpx.Response]:
@@ -83,113 +93,147 @@ def test_a_failed_flight_is_not_cached(
     assert emulator.calls(*seeded) == 4
 
 
-def test_not_found_is_remembered_briefly(
-    gateway_factory: GatewayFactory, emulator: Emulator, key: tuple[str, str]
-) -> None:
-    gateway = gateway_factory(**SHORT)
+@pytest.mark.usefixtures("aws_environment")
+def test_not_found_is_remembered_briefly(emulator: Emulator, key: tuple[str, str]) -> None:
+    async def scenario(service: ProxySessionService, clock: Clock) -> list[object]:
+        first = await _outcome(service, key)
+        second = await _outcome(service, key)
+        emulator.seed(*key, session_with())
+        remembered = await _outcome(service, key)
+        clock.now += SHORT["negative_cache_ttl_seconds"] + 0.01
+        later = await _outcome(service, key)
+        return [first, second, remembered, later]
 
-    first = gateway.get_session(*key)
-    second = gateway.get_session(*key)
-    emulator.seed(*key, session_with())
-    remembered = gateway.get_session(*key)
-    time.sleep(0.7)
-    later = gateway.get_session(*key)
+    first, second, remembered, later = _run(scenario)
 
-    assert (first.status_code, second.status_code, remembered.status_code) == (404, 404, 404)
-    assert second.headers["cache-status"].startswith("proxy-gateway; hit")
-    assert later.status_code == 200
+    assert first == ("NOT_FOUND", None)
+    assert second == remembered == ("NOT_FOUND", b"proxy-gateway; hit; ttl=1")
+    assert later == b"proxy-gateway; fwd=miss; fwd-status=200; stored"
     assert emulator.calls(*key) == 2
 
 
-def test_found_entries_expire_after_the_ttl(
-    gateway_factory: GatewayFactory, emulator: Emulator, seeded: tuple[str, str]
-) -> None:
-    gateway = gateway_factory(**SHORT)
+@pytest.mark.usefixtures("aws_environment")
+def test_found_entries_expire_after_the_ttl(emulator: Emulator, seeded: tuple[str, str]) -> None:
+    async def scenario(service: ProxySessionService, clock: Clock) -> list[object]:
+        first = await _outcome(service, seeded)
+        clock.now += SHORT["cache_ttl_seconds"] - 0.01
+        hit = await _outcome(service, seeded)
+        clock.now += 0.02
+        refreshed = await _outcome(service, seeded)
+        return [first, hit, refreshed]
 
-    gateway.get_session(*seeded)
-    gateway.get_session(*seeded)
-    time.sleep(0.7)
-    refreshed = gateway.get_session(*seeded)
+    first, hit, refreshed = _run(scenario)
 
+    assert first == b"proxy-gateway; fwd=miss; fwd-status=200; stored"
+    assert hit == b"proxy-gateway; hit; ttl=0"
+    assert refreshed == b"proxy-gateway; fwd=stale; fwd-status=200; stored"
     assert emulator.calls(*seeded) == 2
-    assert refreshed.headers["cache-status"] == "proxy-gateway; fwd=stale; fwd-status=200; stored"
 
 
-def test_closed_sessions_live_longer(
-    gateway_factory: GatewayFactory, emulator: Emulator, key: tuple[str, str]
-) -> None:
-    gateway = gateway_factory(**SHORT)
+@pytest.mark.usefixtures("aws_environment")
+def test_closed_sessions_live_longer(emulator: Emulator, key: tuple[str, str]) -> None:
     emulator.seed(*key, session_with(Status="Closed", EndedTimestamp="2026-11-29T11:00:00Z"))
 
-    first = gateway.get_session(*key)
-    time.sleep(0.7)
-    second = gateway.get_session(*key)
+    async def scenario(service: ProxySessionService, clock: Clock) -> list[object]:
+        first = await service.get(key)
+        clock.now += SHORT["cache_ttl_seconds"] + 1
+        second = await _outcome(service, key)
+        return [first.ttl, second]
 
-    assert first.headers["cache-control"] == "private, max-age=3"
-    assert second.headers["cache-status"].startswith("proxy-gateway; hit")
+    ttl, second = _run(scenario)
+
+    assert ttl == SHORT["closed_cache_ttl_seconds"]
+    assert second == b"proxy-gateway; hit; ttl=2"
     assert emulator.calls(*key) == 1
 
 
+@pytest.mark.usefixtures("aws_environment")
 def test_stale_entry_answers_when_upstream_fails(
-    gateway_factory: GatewayFactory, emulator: Emulator, seeded: tuple[str, str]
+    emulator: Emulator, seeded: tuple[str, str]
 ) -> None:
-    gateway = gateway_factory(**SHORT)
-    fresh = gateway.get_session(*seeded)
-    time.sleep(0.7)
-
-    for fault, status in (
+    faults = (
         ({"error": "ServiceUnavailableException"}, 503),
         ({"error": "ThrottledClientException"}, 429),
         ({"error": "ServiceFailureException"}, 502),
         ({"reset": True}, 502),
-    ):
-        emulator.fault(*seeded, **fault)
-        stale = gateway.get_session(*seeded)
-        assert stale.status_code == 200, fault
-        assert stale.headers["cache-status"] == f"proxy-gateway; fwd=stale; fwd-status={status}"
-        assert stale.headers["cache-control"] == "private, max-age=0"
-        assert stale.content == fresh.content
+        ({"delay": 2}, 504),
+    )
+
+    async def scenario(service: ProxySessionService, clock: Clock) -> list[object]:
+        fresh = await service.get(seeded)
+        clock.now += SHORT["cache_ttl_seconds"] + 0.01
+        answers: list[object] = []
+        for fault, _ in faults:
+            emulator.fault(*seeded, **fault)
+            stale = await service.get(seeded)
+            answers.append((cache_status(stale.outcome), stale.ttl, stale.record is fresh.record))
+        return answers
+
+    answers = _run(scenario, upstream_timeout_seconds=0.3)
+
+    assert answers == [
+        (f"proxy-gateway; fwd=stale; fwd-status={status}".encode(), 0, True) for _, status in faults
+    ]
 
 
-def test_stale_entry_answers_a_timeout(
-    gateway_factory: GatewayFactory, emulator: Emulator, seeded: tuple[str, str]
-) -> None:
-    gateway = gateway_factory(**SHORT, upstream_timeout_seconds=0.3)
-    gateway.get_session(*seeded)
-    time.sleep(0.7)
-    emulator.fault(*seeded, delay=2)
+@pytest.mark.usefixtures("aws_environment")
+def test_stale_never_replaces_a_client_error(emulator: Emulator, seeded: tuple[str, str]) -> None:
+    async def scenario(service: ProxySessionService, clock: Clock) -> list[object]:
+        await service.get(seeded)
+        clock.now += SHORT["cache_ttl_seconds"] + 0.01
+        emulator.fault(*seeded, error="ForbiddenException", times=1)
+        forbidden = await _outcome(service, seeded)
+        emulator.delete(*seeded)
+        gone = await _outcome(service, seeded)
+        return [forbidden, gone]
 
-    stale = gateway.get_session(*seeded)
-
-    assert stale.status_code == 200
-    assert stale.headers["cache-status"] == "proxy-gateway; fwd=stale; fwd-status=504"
-
-
-def test_stale_never_replaces_a_client_error(
-    gateway_factory: GatewayFactory, emulator: Emulator, seeded: tuple[str, str]
-) -> None:
-    gateway = gateway_factory(**SHORT)
-    gateway.get_session(*seeded)
-    time.sleep(0.7)
-
-    emulator.fault(*seeded, error="ForbiddenException", times=1)
-    forbidden = gateway.get_session(*seeded)
-    emulator.delete(*seeded)
-    gone = gateway.get_session(*seeded)
-
-    assert forbidden.status_code == 403
-    assert gone.status_code == 404
+    assert _run(scenario) == [("FORBIDDEN", None), ("NOT_FOUND", None)]
 
 
-def test_stale_window_ends(
-    gateway_factory: GatewayFactory, emulator: Emulator, seeded: tuple[str, str]
-) -> None:
-    gateway = gateway_factory(**SHORT, stale_if_error_seconds=0.5)
-    gateway.get_session(*seeded)
-    time.sleep(1.2)
-    emulator.fault(*seeded, error="ServiceUnavailableException")
+@pytest.mark.usefixtures("aws_environment")
+def test_stale_window_ends(emulator: Emulator, seeded: tuple[str, str]) -> None:
+    async def scenario(service: ProxySessionService, clock: Clock) -> list[object]:
+        await service.get(seeded)
+        emulator.fault(*seeded, error="ServiceUnavailableException")
+        clock.now += SHORT["cache_ttl_seconds"] + 0.49
+        inside = await _outcome(service, seeded)
+        clock.now += 0.02
+        past = await _outcome(service, seeded)
+        return [inside, past]
 
-    assert gateway.get_session(*seeded).status_code == 503
+    inside, past = _run(scenario, stale_if_error_seconds=0.5)
+
+    assert inside == b"proxy-gateway; fwd=stale; fwd-status=503"
+    assert past == ("SERVICE_UNAVAILABLE", None)
+
+
+Scenario = Callable[[ProxySessionService, Clock], Awaitable[list[object]]]
+
+
+def _run(scenario: Scenario, **settings: Any) -> list[object]:
+    """Run `scenario` against a service on the real client and the emulator, its clock held."""
+
+    async def run() -> list[object]:
+        config = Settings(**{**SHARED_GATEWAY_SETTINGS, **SHORT, **settings})
+        metrics = Metrics()
+        upstream = Upstream(config, metrics)
+        await upstream.start()
+        try:
+            clock = Clock()
+            return await scenario(ProxySessionService(config, upstream, metrics, clock), clock)
+        finally:
+            await upstream.close()
+
+    return asyncio.run(run())
+
+
+async def _outcome(service: ProxySessionService, key: tuple[str, str]) -> object:
+    """The `Cache-Status` the edge writes for a lookup, or the error's code and its own."""
+    try:
+        lookup = await service.get(key)
+    except GatewayError as error:
+        return error.code, None if error.cache is None else cache_status(error.cache)
+    return cache_status(lookup.outcome)
 
 
 def test_cache_is_bounded_lru(

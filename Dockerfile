@@ -20,6 +20,9 @@ COPY app/ /srv/app/
 RUN "$VIRTUAL_ENV/bin/python" -m compileall -q /srv/app
 
 FROM ${PYTHON_IMAGE} AS runtime
+# An ARG declared before the first FROM is not visible inside a stage until re-declared.
+# Ref: https://docs.docker.com/reference/dockerfile/#understand-how-arg-and-from-interact
+ARG PYTHON_IMAGE
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="proxy-session-gateway" \
       org.opencontainers.image.description="REST and GraphQL gateway onto Amazon Chime SDK Voice GetProxySession" \

@@ -29,6 +29,29 @@ class Stage:
         """The arguments of every instruction with this keyword."""
         return [i.args for i in self.instructions if i.keyword == keyword]
 
+    def args(self, global_args: dict[str, str]) -> dict[str, str]:
+        """The build arguments visible in the stage, with their default values.
+
+        As Docker has it: an `ARG NAME=value` in the stage sets its own default, a bare
+        `ARG NAME` brings in the value declared before the first FROM, and an argument the
+        stage does not declare is not visible in it at all.
+        """
+        out: dict[str, str] = {}
+        for args in self.all("ARG"):
+            key, sep, value = args.partition("=")
+            out[key] = value if sep else global_args.get(key, "")
+        return out
+
+    def labels(self, global_args: dict[str, str]) -> dict[str, str]:
+        """The stage's LABEL values, with its build arguments expanded (undeclared: empty)."""
+        visible = self.args(global_args)
+        out: dict[str, str] = {}
+        for args in self.all("LABEL"):
+            for pair in shlex.split(args):
+                key, _, value = pair.partition("=")
+                out[key] = _expand(value, visible, missing="")
+        return out
+
     def env(self) -> dict[str, str]:
         """The stage's ENV assignments, in order (`KEY=value` form only)."""
         out: dict[str, str] = {}
@@ -72,5 +95,10 @@ def exec_form(args: str) -> list[str] | None:
     return [str(v) for v in value] if isinstance(value, list) else None
 
 
-def _expand(value: str, args: dict[str, str]) -> str:
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args.get(m[1] or m[2], m[0]), value)
+def _expand(value: str, args: dict[str, str], missing: str | None = None) -> str:
+    """`value` with `$NAME`/`${NAME}` replaced; an unknown name is kept, or set to `missing`."""
+    return re.sub(
+        r"\$\{(\w+)\}|\$(\w+)",
+        lambda m: args.get(m[1] or m[2], m[0] if missing is None else missing),
+        value,
+    )

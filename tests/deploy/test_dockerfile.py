@@ -62,9 +62,21 @@ def test_runtime_gets_only_the_venv_and_the_app_and_runs_as_uid_10001() -> None:
     assert runtime.all("EXPOSE") == ["8080"]
     assert exec_form(runtime.all("CMD")[-1]) == ["python", "-m", "app"]
     assert not runtime.all("RUN")
-    labels = " ".join(runtime.all("LABEL"))
-    for key in ("title", "description", "version", "licenses"):
-        assert f"org.opencontainers.image.{key}=" in labels
+
+
+def test_the_image_labels_resolve_to_their_values() -> None:
+    runtime = _stage("runtime")
+    labels = runtime.labels(GLOBAL_ARGS)
+    oci = {
+        key.removeprefix("org.opencontainers.image."): value
+        for key, value in labels.items()
+        if key.startswith("org.opencontainers.image.")
+    }
+
+    assert set(oci) == {"title", "description", "version", "licenses", "base.name"}
+    assert all(oci.values()), oci
+    assert oci["base.name"] == runtime.base
+    assert oci["version"] == runtime.args(GLOBAL_ARGS)["VERSION"]
 
 
 def test_dockerignore_keeps_the_context_to_the_lock_and_app() -> None:

@@ -19,10 +19,11 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 
 class Metrics:
-    """The gateway's metrics in a registry of its own (no global state)."""
+    """The gateway's metrics, in a registry of their own rather than prometheus_client's default."""
 
     def __init__(self) -> None:
-        # `_created` series double the scrape for no operational use.
+        # `_created` series double the scrape for no operational use. The switch is
+        # prometheus_client's and process-wide: it applies to every registry in the process.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self._upstream_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self.registry = CollectorRegistry(auto_describe=True)

@@ -67,11 +67,6 @@ class Settings(BaseSettings):
     mask_phone_numbers: Literal["none", "graphql", "all"] = "none"
     botocore_tuning: bool = True
 
-    @property
-    def jwt_enabled(self) -> bool:
-        """Whether OIDC JWTs are accepted (all three JWT settings are set)."""
-        return self.jwt_jwks_url is not None
-
     aws_region: str | None = Field(
         default=None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
     )

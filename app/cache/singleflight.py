@@ -34,6 +34,3 @@ class SingleFlight(Generic[K, V]):
             del self._tasks[key]
         if not task.cancelled():
             task.exception()  # retrieved here so a flight nobody awaits is not reported
-
-    def __len__(self) -> int:
-        return len(self._tasks)

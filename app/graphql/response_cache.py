@@ -79,6 +79,3 @@ class ResponseCache:
         entry = CachedResponse(body, sources)
         if _size(entry) <= self._data.maxsize // 8:
             self._data[key] = entry
-
-    def __len__(self) -> int:
-        return len(self._data)

@@ -1,4 +1,4 @@
-"""The layering STYLE.md describes, checked on the imports themselves."""
+"""The layering the README's architecture sketch describes, checked on the imports themselves."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ class Refusal(ValidationAbortedError):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """The per-document limits (defaults: the contract's)."""
+    """The per-document limits (defaults: the settings' defaults)."""
 
     max_depth: int = 6
     max_aliases: int = 20

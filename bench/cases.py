@@ -64,9 +64,7 @@ def run_graphql_hit(bench: Bench) -> PairResult:
     finally:
         bench.stop(gateway)
     result.notes.extend(notes)
-    result.notes.append(
-        "the ceiling is the REST hit's bare ASGI answer to a GET, as the issue sets"
-    )
+    result.notes.append("the ceiling is the bare ASGI answer to the REST hit's GET, as in rest_hit")
     return result
 
 

@@ -1,10 +1,10 @@
-"""What the cases measure, and the targets the issue sets for them."""
+"""What the cases measure, and the targets set for them (see README.md)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Ratio to the ceiling each throughput case must reach (issue 5).
+# Ratio to the ceiling each throughput case must reach.
 TARGETS: dict[str, float] = {"rest_hit": 0.40, "graphql_hit": 0.20, "miss": 1.10}
 
 

@@ -1,12 +1,6 @@
 """Garbage collector settings for a long-running server with a large, static heap.
 
-After start the process holds some 150 000 objects that live as long as it does
-(botocore's service model, FastAPI's and strawberry's schemas, the auth keys), and every
-cache fill adds long-lived ones. With CPython's defaults a young collection ran every few
-requests on the miss path and each full collection walked that whole static heap: about
-a fortieth of a miss's CPU went to the collector. Freezing the start-up heap takes it out
-of every later collection, and a larger first threshold makes young collections rarer
-(each one is cheap; their number was the cost).
+Why and at what cost: docs/performance.md, "The heap settled after start".
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
-"""Whole GraphQL responses, cached by document and variables while their sessions are.
+"""Whole GraphQL responses without errors, each answering again only while every session
+record it shows is still the fresh one in the session cache.
 
-A response is stored only when it has no errors, together with the session records it
-was built from. It answers again only while every one of those records is still the
-fresh one in the entity cache (same object), so it can never be staler than REST would
-be, and an expiry, a refresh or an eviction there retires it at once. Callers share
-entries: every caller sees the same sessions (authentication is all-or-nothing), and
-phone masking is fixed per process.
+Entries are shared by all callers; docs/performance.md, "Whole GraphQL responses cached",
+says why that is safe and what it costs.
 """
 
 from __future__ import annotations

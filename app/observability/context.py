@@ -39,11 +39,7 @@ def request_id_from(header: bytes | None) -> str:
 
 
 class _RandomIds:
-    """32 hex digits of OS randomness per id, read from the OS a few hundred ids at a time.
-
-    `uuid.uuid4()` makes one `getrandom` system call per id, a noticeable part of a cache
-    hit; reading 4 KiB at once keeps the same randomness for a fraction of the cost.
-    """
+    """32 hex digits of OS randomness per id, read from the OS 256 ids at a time."""
 
     __slots__ = ("_hex", "_offset")
 

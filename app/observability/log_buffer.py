@@ -1,10 +1,7 @@
-"""A log handler that writes its lines in batches: one write per interval, not per line.
+"""A log handler that writes its lines in batches, at most `FLUSH_INTERVAL_SECONDS` late.
 
-Every request writes an access line; a write and a flush per line were a tenth of a cache
-hit's CPU. Lines are collected and written together by a timer on the running event loop
-(`FLUSH_INTERVAL_SECONDS`), at once when the batch grows past `MAX_BATCH_CHARS`, for a
-WARNING or worse, outside an event loop, and at exit (`logging.shutdown` flushes). Order
-is kept: every line, access or not, goes through the same batch.
+WARNING and worse, a batch past `MAX_BATCH_CHARS`, lines outside an event loop and exit
+write at once; see docs/performance.md, "Log lines written in batches".
 """
 
 from __future__ import annotations

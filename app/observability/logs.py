@@ -55,9 +55,8 @@ _JSON_SAFE = re.compile(r"[0-9A-Za-z.:%_-]*")
 class AccessLog:
     """Writes the per-request access line as the JSON formatter would, without a LogRecord.
 
-    The access line is on every request's path; building a LogRecord and walking its
-    attributes costs more than the rest of a cache hit. Every value written here is safe
-    by construction (route templates, numbers, sanitized request ids), so no redaction.
+    It does not redact: every value written here must be safe by construction (route
+    templates, numbers, sanitized request ids, the client address).
     """
 
     def __init__(self) -> None:

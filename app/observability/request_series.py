@@ -1,10 +1,7 @@
 """The per-request metrics as plain numbers, turned into Prometheus samples at scrape time.
 
-`prometheus_client` takes a lock and walks the buckets in Python for every `inc` and
-`observe`; on a cache hit that was a visible share of the gateway's own work. Requests
-are counted on the event loop's thread only, so a counter here is a list of ints; the
-exposition is the same families, names, labels and buckets a `Counter` and a
-`Histogram` would give.
+Without a lock: only the event loop's thread records. See docs/performance.md, "Request
+metrics as plain numbers".
 """
 
 from __future__ import annotations

@@ -87,8 +87,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     rest_errors.install(app)
     # add_middleware wraps what is there, so the last added runs first. A request meets
     # the edge (ids, limits, CORS, auth, metrics, access log), the doors' fast paths, FastAPI.
-    app.add_middleware(RestFastPath, state=state)
+    # REST hits are most of the traffic: their fast path comes first.
     app.add_middleware(GraphQLFastPath, state=state, cache=graphql_responses)
+    app.add_middleware(RestFastPath, state=state)
     app.add_middleware(
         Edge,
         metrics=state.metrics,
@@ -106,7 +107,7 @@ class GatewayApp(FastAPI):
 
     FastAPI wraps user middleware in its error, telemetry and body-limit layers; every
     request would pay for them before the gateway's fast paths answer below. Here the
-    gateway's layers (observability first) wrap FastAPI's whole stack instead, so a
+    gateway's layers (the edge first) wrap FastAPI's whole stack instead, so a
     request FastAPI never sees never meets them; FastAPI's bug handler
     (`app.http.handlers`) still answers what escapes a route, as a problem.
     """

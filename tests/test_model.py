@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -10,7 +11,8 @@ import botocore.session
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.domain.model import rfc3339
+from app.domain.errors import BadUserInput
+from app.domain.model import ID_MAX_LENGTH, ID_PATTERN, rfc3339, validate_key
 from tests.conftest import FULL
 from tests.support.servers import Emulator, Gateway
 
@@ -118,3 +120,24 @@ def test_any_modeled_session_round_trips_through_both_doors(
     assert reply.status_code == 200
     assert reply.json() == {"ProxySession": rest}
     assert gql.json() == {"data": {"proxySession": _expected_graphql(rest)}}
+
+
+_ID_CHARS = st.sampled_from(
+    [" ", "\t", "\n", "\x0b", "\f", "\r", "\x1c", "\x1f", "\x85", "\u2000", "a", "é", "/", "."]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(vc=st.text(_ID_CHARS, max_size=130), ps=st.text(_ID_CHARS, max_size=130))
+def test_validate_key_accepts_exactly_what_the_openapi_pattern_does(vc: str, ps: str) -> None:
+    def valid(value: str) -> bool:
+        return 1 <= len(value) <= ID_MAX_LENGTH and re.search(ID_PATTERN, value) is not None
+
+    try:
+        key = validate_key(vc, ps)
+    except BadUserInput:
+        assert not (valid(vc) and valid(ps))
+    else:
+        assert key == (vc, ps)
+        assert valid(vc)
+        assert valid(ps)

@@ -7,7 +7,10 @@ the full path produced, a miss is handed on with the body replayed. Revalidation
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import orjson
+from cachetools import LRUCache
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.graphql.response_cache import ResponseCache, cache_key
@@ -18,6 +21,8 @@ from app.http.state import AppState
 
 ROUTE = RouteTemplate(GRAPHQL_PATH)
 _JSON = (b"content-type", b"application/json")
+KEYS_BYTES = 4 * 1024 * 1024
+"""Bound on the request bodies remembered with their keys (bytes of body)."""
 
 
 class GraphQLFastPath:
@@ -27,6 +32,8 @@ class GraphQLFastPath:
         self.app = app
         self.state = state
         self.cache = cache
+        # Request bodies seen, to their response-cache key: a repeat is not parsed again.
+        self._keys: LRUCache[bytes, Hashable] = LRUCache(KEYS_BYTES, getsizeof=_body_and_key_size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         service = self.state.service
@@ -47,11 +54,15 @@ class GraphQLFastPath:
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        try:
-            key = cache_key(orjson.loads(body))
-        except orjson.JSONDecodeError:
-            key = None
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        key = self._keys.get(body)
+        if key is None:
+            try:
+                key = cache_key(orjson.loads(body))
+            except orjson.JSONDecodeError:
+                key = None
+            if key is not None:
+                self._keys[body] = key
         cached = None if key is None else self.cache.get(key, service)
         if cached is not None:
             scope["route"] = ROUTE
@@ -61,6 +72,12 @@ class GraphQLFastPath:
             await send({"type": "http.response.body", "body": cached})
             return
         await self.app(scope, _replay(body, receive), send)
+
+
+def _body_and_key_size(key: Hashable) -> float:
+    """About the bytes a remembered body and its key hold: the key's texts, twice."""
+    parts = key if isinstance(key, tuple) else (key,)
+    return 2 * sum(len(part) for part in parts if isinstance(part, str | bytes)) + 200
 
 
 def _plain_json_request(scope: Scope) -> bool:

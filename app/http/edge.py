@@ -98,7 +98,14 @@ class Edge:
         metrics = self.metrics
         metrics.requests_in_flight += 1
         try:
-            await self._serve(scope, receive, send_with_id, authorization, length, chunked)
+            if self._plain(scope, authorization, length, chunked):
+                self.inflight += 1
+                try:
+                    await self.app(scope, receive, send_with_id)
+                finally:
+                    self.inflight -= 1
+            else:
+                await self._serve(scope, receive, send_with_id, authorization, length, chunked)
         except Exception:
             # The last line of defence: a bug becomes a bare 500 problem, logged with its
             # traceback here and never sent to the caller. When an answer is already out
@@ -124,6 +131,27 @@ class Edge:
                 client[0] if client else None,
             )
             current.reset(token)
+
+    def _plain(
+        self,
+        scope: Scope,
+        authorization: bytes | None,
+        length: bytes | None,
+        chunked: bytes | None,
+    ) -> bool:
+        """Whether steps 2 to 4 would all let the request through at once: no body, room in
+        flight, no CORS to apply and no token to check (none needed, or one already
+        accepted). Most requests are; they skip the two coroutines of the general path."""
+        path = scope["path"]
+        authenticator = self.authenticator
+        return (
+            length is None
+            and chunked is None
+            and self.inflight < self.max_inflight
+            and path not in PROBE_PATHS
+            and (self.cors is None or path != GRAPHQL_PATH)
+            and (authenticator is None or authenticator.remembered(authorization))
+        )
 
     async def _serve(
         self,

@@ -17,7 +17,7 @@ from app.domain.model import validate_key
 from app.http.asgi import RouteTemplate, template_pattern
 from app.http.errors import send_error
 from app.http.state import AppState
-from app.rest.reply import SESSION_PATH, Conditions, session_reply
+from app.rest.reply import SESSION_PATH, Conditions, fresh_reply, session_reply
 
 _SESSION = template_pattern(SESSION_PATH)
 
@@ -43,11 +43,13 @@ class RestFastPath:
                 if key is not None:
                     scope["route"] = ROUTE
                     conditions = Conditions.from_raw(scope["headers"])
-                    try:
-                        reply = await session_reply(service, key, conditions)
-                    except GatewayError as error:
-                        await send_error(send, scope["path"], error)
-                        return
+                    reply = fresh_reply(service, key, conditions)
+                    if reply is None:
+                        try:
+                            reply = await session_reply(service, key, conditions)
+                        except GatewayError as error:
+                            await send_error(send, scope["path"], error)
+                            return
                     await send(
                         {
                             "type": "http.response.start",

@@ -7,19 +7,20 @@ Both paths hand over the same three request headers (each its first value, as Fa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
+from app.domain.outcome import CacheOutcome
 from app.domain.types import SessionKey
 from app.http.cache_status import cache_status, private_max_age
 from app.http.revalidation import wants_revalidation
-from app.service import ProxySessionService
+from app.service import Lookup, ProxySessionService
 
 SESSION_PATH = "/v1/voice-connectors/{voiceConnectorId}/proxy-sessions/{proxySessionId}"
 
 _JSON = (b"content-type", b"application/json")
 
 
-@dataclass(frozen=True, slots=True)
-class SessionReply:
+class SessionReply(NamedTuple):
     """A finished answer: status, raw headers (length and type included) and body."""
 
     status: int
@@ -56,6 +57,19 @@ class Conditions:
 NO_CONDITIONS = Conditions()
 
 
+def fresh_reply(
+    service: ProxySessionService, key: SessionKey, conditions: Conditions
+) -> SessionReply | None:
+    """The answer from a fresh cached entry, without an await; None when the service must
+    be asked (a miss, a stale or negative entry, or a request to revalidate)."""
+    if conditions is not NO_CONDITIONS and wants_revalidation(
+        conditions.cache_control, conditions.pragma
+    ):
+        return None
+    lookup = service.fresh_hit(key)
+    return None if lookup is None else _reply(lookup, conditions)
+
+
 async def session_reply(
     service: ProxySessionService, key: SessionKey, conditions: Conditions
 ) -> SessionReply:
@@ -66,18 +80,49 @@ async def session_reply(
     revalidate = conditions is not NO_CONDITIONS and wants_revalidation(
         conditions.cache_control, conditions.pragma
     )
-    lookup = await service.get(key, revalidate=revalidate)
+    return _reply(await service.get(key, revalidate=revalidate), conditions)
+
+
+def _reply(lookup: Lookup, conditions: Conditions) -> SessionReply:
     record = lookup.record
-    headers = [
-        (b"etag", record.etag.encode()),
+    if conditions.if_none_match is not None and etag_matches(conditions.if_none_match, record.etag):
+        return SessionReply(304, list(_validators(lookup)), b"")
+    return SessionReply(200, list(_full_headers(lookup)), record.body)
+
+
+RawHeaders = tuple[tuple[bytes, bytes], ...]
+_headers_made: dict[tuple[str, int, CacheOutcome], RawHeaders] = {}
+MEMOIZED_HEADERS = 4096
+"""Header sets kept: one per body (ETag), ttl and outcome, so a hit formats nothing."""
+
+
+def _validators(lookup: Lookup) -> RawHeaders:
+    """ETag, Cache-Control and Cache-Status: what a 304 carries."""
+    return (
+        (b"etag", lookup.record.etag.encode()),
         (b"cache-control", private_max_age(lookup.ttl)),
         (b"cache-status", cache_status(lookup.outcome)),
-    ]
-    if conditions.if_none_match is not None and etag_matches(conditions.if_none_match, record.etag):
-        return SessionReply(304, headers, b"")
-    headers.append((b"content-length", b"%d" % len(record.body)))
-    headers.append(_JSON)
-    return SessionReply(200, headers, record.body)
+    )
+
+
+def _full_headers(lookup: Lookup) -> RawHeaders:
+    """A 200's headers, made once per body, ttl and outcome (a hit's repeat for a second)."""
+    outcome = lookup.outcome
+    if outcome.fault is not None:  # a stale answer: rare, and its error is no key
+        return _with_body(lookup)
+    memo = (lookup.record.etag, lookup.ttl, outcome)
+    headers = _headers_made.get(memo)
+    if headers is None:
+        headers = _with_body(lookup)
+        if len(_headers_made) >= MEMOIZED_HEADERS:
+            _headers_made.clear()
+        _headers_made[memo] = headers
+    return headers
+
+
+def _with_body(lookup: Lookup) -> RawHeaders:
+    length = (b"content-length", b"%d" % len(lookup.record.body))
+    return (*_validators(lookup), length, _JSON)
 
 
 def etag_matches(if_none_match: str, etag: str) -> bool:

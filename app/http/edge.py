@@ -139,14 +139,15 @@ class Edge:
         length: bytes | None,
         chunked: bytes | None,
     ) -> bool:
-        """Whether steps 2 to 4 would all let the request through at once: no body, room in
-        flight, no CORS to apply and no token to check (none needed, or one already
-        accepted). Most requests are; they skip the two coroutines of the general path."""
+        """Whether steps 2 to 4 would all let the request through at once: room in flight,
+        no chunked body (a declared length within the limit is all the server will read),
+        no CORS to apply and no token to check (none needed, or one already accepted).
+        Most requests are; they skip the two coroutines of the general path."""
         path = scope["path"]
         authenticator = self.authenticator
         return (
-            length is None
-            and chunked is None
+            chunked is None
+            and (length is None or (length.isdigit() and int(length) <= self.max_body))
             and self.inflight < self.max_inflight
             and path not in PROBE_PATHS
             and (self.cors is None or path != GRAPHQL_PATH)
@@ -176,7 +177,7 @@ class Edge:
             return
         self.inflight += 1
         try:
-            if length is None and chunked is None:  # no body to count (a plain GET)
+            if chunked is None:  # the server reads no more than the declared length
                 await self._admit(scope, receive, send, authorization)
             else:
                 await serve_with_body_limit(

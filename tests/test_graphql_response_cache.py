@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 
+import pytest
+
+from app.graphql.response_cache import ResponseCache
+from app.observability.metrics import Metrics
+from app.service import ProxySessionService
+from app.settings import Settings
+from app.upstream import Upstream
 from tests.conftest import FULL, NAME_QUERY, GatewayFactory, session_with
+from tests.support.clock import Clock
 from tests.support.servers import Emulator, Gateway
 
 
@@ -44,20 +52,29 @@ def test_a_refreshed_session_retires_the_cached_response(
     assert after["data"]["proxySession"]["name"] == "renamed"
 
 
-def test_an_expired_session_is_fetched_again(
-    gateway_factory: GatewayFactory, emulator: Emulator, seeded: tuple[str, str]
-) -> None:
-    gateway = gateway_factory(cache_ttl_seconds=0.4)
-    variables = {"vc": seeded[0], "ps": seeded[1]}
-    gateway.graphql(NAME_QUERY, variables)
-    gateway.graphql(NAME_QUERY, variables)
-    emulator.seed(*seeded, session_with(Name="later"))
-    time.sleep(0.6)
+@pytest.mark.usefixtures("aws_environment")
+def test_a_response_retires_when_its_session_expires(seeded: tuple[str, str]) -> None:
+    async def scenario() -> list[bytes | None]:
+        settings = Settings(cache_ttl_seconds=30)
+        metrics = Metrics()
+        upstream = Upstream(settings, metrics)
+        await upstream.start()
+        try:
+            clock = Clock()
+            service = ProxySessionService(settings, upstream, metrics, clock)
+            responses = ResponseCache()
+            lookup = await service.get(seeded)
+            responses.put("doc", b"body", ((seeded, lookup.record),))
+            fresh = responses.get("doc", service)
+            clock.now += 29.9
+            still = responses.get("doc", service)
+            clock.now += 0.2
+            expired = responses.get("doc", service)
+            return [fresh, still, expired]
+        finally:
+            await upstream.close()
 
-    after = gateway.graphql(NAME_QUERY, variables).json()
-
-    assert after["data"]["proxySession"]["name"] == "later"
-    assert emulator.calls(*seeded) == 2
+    assert asyncio.run(scenario()) == [b"body", b"body", None]
 
 
 def test_responses_with_errors_are_never_cached(

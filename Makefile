@@ -32,8 +32,8 @@ test: lint $(CHECKOV_STAMP) ## run lint, then the whole test suite
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff and mypy --strict
-	$(BIN)/ruff check app tests emulator scripts bench
-	$(BIN)/ruff format --check app tests emulator scripts bench
+	$(BIN)/ruff check app tests emulator scripts bench harness
+	$(BIN)/ruff format --check app tests emulator scripts bench harness
 	$(BIN)/mypy
 
 bench: $(STAMP) ## measure the gateway against its ceilings (~3 min; BENCH_ARGS=--quick ~1 min)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
+from types import FrameType
 
-from tests.support.servers import free_port, start_emulator, start_gateway
+from harness.servers import start_emulator, start_gateway
 
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8080"))
 SAMPLE = ("abcdef1ghij2klmno3pqr4", "321c1f5b-7dcb-4a5d-9e07-6b4c6a1b2f10")
@@ -29,29 +31,42 @@ Press Ctrl-C to stop both.
 """
 
 
-def main() -> None:
-    """Start both processes, print how to call them, and stop both on Ctrl-C or SIGTERM."""
-    emulator = start_emulator(free_port())
+def banner(url: str, emulator_url: str) -> str:
+    """How to call the gateway at `url` for the sample session."""
+    graphql = json.dumps({"query": QUERY, "variables": {"vc": SAMPLE[0], "ps": SAMPLE[1]}})
+    return BANNER.format(
+        url=url, emulator=emulator_url, vc=SAMPLE[0], ps=SAMPLE[1], graphql=graphql
+    )
+
+
+def serve() -> None:
+    """Start both processes, print how to call them, and stop both when the gateway ends."""
     settings = {"GATEWAY_GRAPHIQL": "true", "GATEWAY_GRAPHQL_INTROSPECTION": "true"}
     settings.update({k: v for k, v in os.environ.items() if k.startswith("GATEWAY_")})
+    emulator = start_emulator()
     try:
-        gateway = start_gateway(emulator.url, None, settings, port=GATEWAY_PORT)
-    except RuntimeError as exc:
-        emulator.stop()
-        sys.exit(f"the gateway did not start: {exc}")
-    graphql = json.dumps({"query": QUERY, "variables": {"vc": SAMPLE[0], "ps": SAMPLE[1]}})
-    banner = BANNER.format(
-        url=gateway.url, emulator=emulator.url, vc=SAMPLE[0], ps=SAMPLE[1], graphql=graphql
-    )
-    print(banner, flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
-        gateway.process.wait()
-    except KeyboardInterrupt:
-        pass
+        try:
+            gateway = start_gateway(emulator.url, None, settings, port=GATEWAY_PORT)
+        except RuntimeError as exc:
+            sys.exit(f"the gateway did not start: {exc}")
+        try:
+            print(banner(gateway.url, emulator.url), flush=True)
+            gateway.process.wait()
+        finally:
+            gateway.stop()
     finally:
-        gateway.stop()
         emulator.stop()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # so every `finally` stops what it started
+
+
+def main() -> None:
+    """Serve until Ctrl-C or SIGTERM."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    with contextlib.suppress(KeyboardInterrupt):
+        serve()
 
 
 if __name__ == "__main__":

@@ -153,12 +153,24 @@ def test_the_service_speaks_no_http() -> None:
 
 
 def test_app_and_emulator_never_import_each_other() -> None:
-    assert not [m for m, n in _modules(APP).items() if _top(n) & {"emulator", "tests", "scripts"}]
-    assert not [m for m, n in _modules(ROOT / "emulator").items() if _top(n) & {"app", "tests"}]
+    development = {"emulator", "tests", "scripts", "bench", "harness"}
+    assert not [m for m, n in _modules(APP).items() if _top(n) & development]
+    emulator = _modules(ROOT / "emulator")
+    assert not [m for m, n in emulator.items() if _top(n) & {"app", "tests", "harness"}]
+
+
+def test_the_harness_starts_programs_but_imports_none() -> None:
+    harness = _modules(ROOT / "harness")
+    assert not [m for m, n in harness.items() if _top(n) & {"app", "emulator", "tests"}]
+
+
+def test_only_the_tests_import_the_tests() -> None:
+    for folder in ("scripts", "bench", "harness"):
+        assert not [m for m, n in _modules(ROOT / folder).items() if "tests" in _top(n)], folder
 
 
 def test_every_module_uses_postponed_annotations() -> None:
-    for folder in ("app", "emulator", "tests", "scripts"):
+    for folder in ("app", "emulator", "tests", "scripts", "bench", "harness"):
         for path in (ROOT / folder).rglob("*.py"):
             text = path.read_text(encoding="utf-8")
             if "def " in text or "class " in text:

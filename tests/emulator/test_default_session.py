@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
-from tests.support.servers import ROOT, Emulator, _stop
+from tests.support.servers import start_emulator
 from tests.support.sigv4 import signed_headers
 
 
 def test_unknown_keys_get_the_template_with_their_own_ids(tmp_path: Path) -> None:
     template = tmp_path / "default.json"
     template.write_text(json.dumps({"Name": "template", "Status": "Open"}))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "--port", "0", "--default-session", str(template)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    emulator = start_emulator(options=["--default-session", str(template)])
     try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip().removeprefix("emulator listening on ")
-        emulator = Emulator(process, url)
-        session_url = f"{url}/voice-connectors/vc-x/proxy-sessions/ps-y"
+        session_url = f"{emulator.url}/voice-connectors/vc-x/proxy-sessions/ps-y"
         reply = httpx.get(session_url, headers=signed_headers("GET", session_url))
 
         assert reply.status_code == 200
@@ -39,6 +29,5 @@ def test_unknown_keys_get_the_template_with_their_own_ids(tmp_path: Path) -> Non
             }
         }
         assert emulator.calls("vc-x", "ps-y") == 1
-        emulator.admin.close()
     finally:
-        _stop(process)
+        emulator.stop()

@@ -1,11 +1,9 @@
-"""Real servers for the tests: the emulator and the gateway, each a subprocess on loopback."""
+"""Real servers for the tests: the harness's emulator and gateway, with clients for them."""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -18,48 +16,30 @@ import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.sigv4 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
+from harness import ROOT, processes, servers
+from harness.aws import aws_env
+from harness.network import LOOPBACK, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-LOOPBACK = "127.0.0.1"
-START_TIMEOUT = 30.0
+__all__ = [
+    "LOOPBACK",
+    "ROOT",
+    "Emulator",
+    "Gateway",
+    "aws_env",
+    "free_port",
+    "start_emulator",
+    "start_gateway",
+    "wait_ready",
+]
 
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def aws_env(endpoint: str) -> dict[str, str]:
-    """A clean AWS environment pointing the standard endpoint override at the emulator.
-
-    The credentials are the ones the emulator checks signatures with.
-    """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GATEWAY_"))}
-    env.update(
-        {
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
-            "AWS_REGION": REGION,
-            "AWS_ENDPOINT_URL_CHIME_SDK_VOICE": endpoint,
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "PYTHONUNBUFFERED": "1",
-            "GATEWAY_SHUTDOWN_DRAIN_SECONDS": "0",
-        }
-    )
-    return env
+DEVNULL = Path(os.devnull)
 
 
 @dataclass
 class Emulator:
     """The Chime SDK Voice emulator and its admin API."""
 
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
     url: str
     admin: httpx.Client = field(init=False)
 
@@ -113,7 +93,7 @@ class Emulator:
     def stop(self) -> None:
         """Stop the process."""
         self.admin.close()
-        _stop(self.process)
+        processes.stop(self.process)
 
 
 @dataclass
@@ -185,7 +165,13 @@ class Gateway:
     def stop(self) -> int:
         """Stop the process with SIGTERM and return its exit code."""
         self.client.close()
-        return _stop(self.process)
+        return processes.stop(self.process)
+
+    @property
+    def server(self) -> servers.Server:
+        """The harness's view of this gateway."""
+        log = None if self.log_path == DEVNULL else self.log_path
+        return servers.Server("gateway", self.process, self.url, log)
 
 
 def _q(segment: str) -> str:
@@ -199,36 +185,13 @@ def _fault_path(vc: str, ps: str) -> str:
     return f"/faults/{_q(vc)}/{_q(ps)}"
 
 
-def _stop(process: subprocess.Popen[Any]) -> int:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
-    return process.returncode
-
-
 def start_emulator(port: int = 0, options: Sequence[str] = ()) -> Emulator:
     """Start the emulator on loopback (a free port by default) with the sample data.
 
     `options` are further command line options, such as other credentials.
     """
-    process = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "--host", LOOPBACK, "--port", str(port), *options],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline().strip()
-    if not line.startswith("emulator listening on "):
-        _stop(process)
-        raise RuntimeError(f"emulator did not start: {line!r}")
-    return Emulator(process, line.removeprefix("emulator listening on "))
+    server = servers.start_emulator(port=port, options=options)
+    return Emulator(server.process, server.url)
 
 
 def start_gateway(
@@ -243,41 +206,14 @@ def start_gateway(
 
     Its output goes to `log_path`, or to this process's stdout when that is None.
     """
-    port = port or free_port()
-    env = aws_env(emulator_url)
-    env.update({"GATEWAY_HOST": LOOPBACK, "GATEWAY_PORT": str(port)})
-    env.update(settings or {})
-    log_file = log_path.open("wb") if log_path is not None else None
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
-    )
-    if log_file is not None:
-        log_file.close()
-    log_path = log_path or Path(os.devnull)
-    gateway = Gateway(process, f"http://{LOOPBACK}:{port}", log_path)
-    if wait:
-        wait_ready(gateway)
-    return gateway
-
-
-def _listening(gateway: Gateway) -> bool:
-    """Whether the answer came from this gateway, not another process that took the port."""
-    if gateway.log_path == Path(os.devnull):
-        return gateway.process.poll() is None
-    return f"running on {gateway.url} " in gateway.log_path.read_text(errors="replace")
+    server = servers.start_gateway(emulator_url, log_path, settings, port=port, wait=wait)
+    return Gateway(server.process, server.url, log_path or DEVNULL)
 
 
 def wait_ready(gateway: Gateway) -> None:
-    """Poll /readyz until 200, failing fast if the process exits."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if gateway.process.poll() is not None:
-            raise RuntimeError("gateway exited:\n" + "\n".join(gateway.log_lines()))
-        try:
-            if gateway.client.get("/readyz").status_code == 200 and _listening(gateway):
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    gateway.stop()
-    raise RuntimeError("gateway did not become ready:\n" + "\n".join(gateway.log_lines()))
+    """Poll /readyz until 200, failing fast if the process exits (the gateway is then stopped)."""
+    try:
+        servers.wait_gateway_ready(gateway.server)
+    except BaseException:
+        gateway.client.close()
+        raise

@@ -8,11 +8,10 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-ACCESS_KEY_ID = "testing"
-"""The access key id the emulator accepts unless told otherwise."""
-SECRET_ACCESS_KEY = "testing"
-"""Its secret."""
-REGION = "us-east-1"
+from harness.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
+
+__all__ = ["ACCESS_KEY_ID", "REGION", "SECRET_ACCESS_KEY", "SIGNING_NAME", "signed_headers"]
+
 SIGNING_NAME = "chime"
 """What botocore's model gives as chime-sdk-voice's signing name."""
 

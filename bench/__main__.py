@@ -20,7 +20,8 @@ from typing import Any
 
 from bench import cases, floods, report
 from bench.context import Bench, BenchConfig
-from bench.processes import ROOT, Pinning, Processes, core_times, detect_pinning
+from bench.processes import Pinning, Processes, core_times, detect_pinning
+from harness import ROOT
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CASES: dict[str, Callable[[Bench], report.CaseResult]] = {

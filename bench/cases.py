@@ -11,8 +11,9 @@ import httpx
 
 from bench import wrk
 from bench.context import FULL_QUERY, HIT_PS, MISS_PREFIX, SESSION_PATH, VC, Bench
-from bench.processes import Server, core_times, process_cpu_seconds, start_ceiling
+from bench.processes import core_times, process_cpu_seconds, start_ceiling
 from bench.results import TARGETS, PairResult, Run
+from harness.servers import Server
 
 
 def run_rest_hit(bench: Bench) -> PairResult:

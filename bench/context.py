@@ -9,7 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.processes import Processes, Server, start_emulator, start_gateway
+from bench.processes import Processes
+from harness.servers import Server, start_emulator, start_gateway
 
 VC = "bench"
 HIT_PS = "hit"
@@ -80,11 +81,14 @@ class Bench:
 
     @property
     def emulator_url(self) -> str:
-        """Where the emulator listens (started on first use)."""
+        """Where the emulator listens (started on first use, on the load core)."""
         if self.emulator is None:
             template = self.workdir / "default-session.json"
             template.write_text(json.dumps(SESSION), encoding="utf-8")
-            self.emulator = start_emulator(self.procs, template)
+            options = ["--default-session", str(template)]
+            load = self.procs.pinning.load
+            self.emulator = start_emulator(options=options, core=load, own_group=True)
+            self.procs.adopt(self.emulator.process)
             put = f"{self.emulator.url}/_emulator/sessions/{VC}/{HIT_PS}"
             httpx.put(put, json=SESSION).raise_for_status()
         return self.emulator.url
@@ -95,9 +99,14 @@ class Bench:
         return self.workdir / f"{self._serial:02d}-{stem}{suffix}"
 
     def gateway(self, name: str, settings: dict[str, str] | None = None) -> Server:
-        """A fresh gateway, its output to a log file."""
+        """A fresh gateway on the server core, with production settings and the token."""
         log = self.path(name, ".log")
-        return start_gateway(self.procs, self.emulator_url, self.token, log, name, settings)
+        env = {"GATEWAY_AUTH_TOKENS": self.token, **(settings or {})}
+        server = start_gateway(
+            self.emulator_url, log, env, name=name, core=self.procs.pinning.server, own_group=True
+        )
+        self.procs.adopt(server.process)
+        return server
 
     def stop(self, *servers: Server) -> None:
         """Stop servers a case is done with."""

@@ -13,8 +13,9 @@ import aiohttp
 import httpx
 
 from bench.context import DEFAULT_CACHE_BOUND, MISS_PREFIX, VC, Bench
-from bench.processes import Server, read_status_kib
+from bench.processes import read_status_kib
 from bench.results import MemoryResult, StampedeResult
+from harness.servers import Server
 
 _CACHE_ENTRIES = re.compile(r"^gateway_cache_entries\s+(\S+)$", re.MULTILINE)
 SETTLE_SECONDS = 0.3

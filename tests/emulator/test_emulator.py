@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
+from harness.servers import Server, start_emulator
 from tests.support.sigv4 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, signed_headers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,62 +39,32 @@ def _modeled_errors() -> dict[str, int]:
 MODELED_ERRORS = _modeled_errors()
 
 
-class EmulatorProcess:
-    """A running emulator subprocess."""
-
-    def __init__(self, process: subprocess.Popen[str], url: str) -> None:
-        self.process = process
-        self.url = url
-
-    def stop(self, signum: int = signal.SIGTERM) -> int:
-        """Signal the emulator and return its exit status."""
-        self.process.send_signal(signum)
-        try:
-            return self.process.wait(timeout=10)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-            if self.process.stdout is not None:
-                self.process.stdout.close()
-
-
-def start_emulator() -> EmulatorProcess:
-    """Start ``python -m emulator --port 0`` and read the port from its first line."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "--port", "0"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline().strip()
-    prefix = "emulator listening on "
-    if not line.startswith(prefix):
-        process.kill()
-        process.wait()
-        process.stdout.close()
-        pytest.fail(f"emulator did not start, printed {line!r}")
-    return EmulatorProcess(process, line.removeprefix(prefix))
+def stop_with(server: Server, signum: int) -> int:
+    """Send the emulator `signum` and return its exit status."""
+    server.process.send_signal(signum)
+    try:
+        return server.process.wait(timeout=10)
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[EmulatorProcess]:
+def server() -> Iterator[Server]:
     """One emulator subprocess for this module, which must exit 0 on SIGTERM."""
     running = start_emulator()
     yield running
-    assert running.stop() == 0
+    assert stop_with(running, signal.SIGTERM) == 0
 
 
 @pytest.fixture(scope="module")
-def admin(server: EmulatorProcess) -> Iterator[httpx.Client]:
+def admin(server: Server) -> Iterator[httpx.Client]:
     """An httpx client for the admin API."""
     with httpx.Client(base_url=server.url, timeout=10) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def chime(server: EmulatorProcess) -> Iterator[Any]:
+def chime(server: Server) -> Iterator[Any]:
     """A synchronous botocore chime-sdk-voice client pointed at the emulator, without retries."""
     client = botocore.session.get_session().create_client(
         "chime-sdk-voice",
@@ -263,9 +232,7 @@ def test_malformed_body_parses_without_a_session(chime: Any, admin: httpx.Client
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
 
 
-def test_raw_body_and_status_are_sent_verbatim(
-    admin: httpx.Client, server: EmulatorProcess
-) -> None:
+def test_raw_body_and_status_are_sent_verbatim(admin: httpx.Client, server: Server) -> None:
     put_fault(admin, VC, PS, raw_body='{"ProxySession": []}', raw_status=207)
 
     response = signed_request("GET", f"{server.url}/voice-connectors/{VC}/proxy-sessions/{PS}")
@@ -324,9 +291,7 @@ def test_calls_are_counted_including_faulted_ones(chime: Any, admin: httpx.Clien
     assert admin.get(f"/_emulator/calls/{VC}/never").json() == {"count": 0}
 
 
-def test_unsigned_and_unknown_requests_are_not_counted(
-    admin: httpx.Client, server: EmulatorProcess
-) -> None:
+def test_unsigned_and_unknown_requests_are_not_counted(admin: httpx.Client, server: Server) -> None:
     httpx.get(f"{server.url}/voice-connectors/{VC}/proxy-sessions/{PS}")
     signed_request("GET", f"{server.url}/voice-connectors/{VC}")
 
@@ -339,7 +304,7 @@ def test_unsigned_and_unknown_requests_are_not_counted(
 
 
 def test_reset_endpoint_restores_sessions_and_clears_faults_and_counts(
-    chime: Any, admin: httpx.Client, server: EmulatorProcess
+    chime: Any, admin: httpx.Client, server: Server
 ) -> None:
     assert admin.delete(f"/_emulator/sessions/{VC}/{PS}").status_code == 204
     assert client_error(chime)["Error"]["Code"] == "NotFoundException"
@@ -357,7 +322,7 @@ def test_reset_endpoint_restores_sessions_and_clears_faults_and_counts(
     }
 
 
-def test_put_session_is_returned_verbatim(admin: httpx.Client, server: EmulatorProcess) -> None:
+def test_put_session_is_returned_verbatim(admin: httpx.Client, server: Server) -> None:
     session = {
         "Status": "Suspended",
         "Capabilities": [],
@@ -387,7 +352,7 @@ def test_ids_with_any_characters_round_trip(chime: Any, admin: httpx.Client) -> 
     assert calls.json() == {"count": 1}
 
 
-def test_unsigned_request_gets_missing_authentication_token(server: EmulatorProcess) -> None:
+def test_unsigned_request_gets_missing_authentication_token(server: Server) -> None:
     response = httpx.get(f"{server.url}/voice-connectors/{VC}/proxy-sessions/{PS}")
 
     assert response.status_code == 403
@@ -405,7 +370,7 @@ def test_unsigned_request_gets_missing_authentication_token(server: EmulatorProc
         ("DELETE", f"/voice-connectors/{VC}/proxy-sessions/{PS}"),
     ],
 )
-def test_unknown_operation(server: EmulatorProcess, method: str, path: str) -> None:
+def test_unknown_operation(server: Server, method: str, path: str) -> None:
     response = signed_request(method, server.url + path)
 
     assert response.status_code == 404
@@ -444,4 +409,4 @@ def test_exits_cleanly_on_sigint() -> None:
     with httpx.Client(base_url=running.url) as client:
         assert client.get("/_emulator/health").status_code == 200
 
-    assert running.stop(signal.SIGINT) == 0
+    assert stop_with(running, signal.SIGINT) == 0

@@ -17,7 +17,7 @@ from harness.servers import Server
 
 
 def run_rest_hit(bench: Bench) -> PairResult:
-    """GET one seeded session (a cache hit after the first) against the bare ASGI ceiling."""
+    """GET the sample session (a cache hit after the first) against the bare ASGI ceiling."""
     gateway = bench.gateway("gateway-rest")
     try:
         ceiling, notes = _bare_ceiling(bench, gateway)
@@ -36,7 +36,7 @@ def run_rest_hit(bench: Bench) -> PairResult:
 
 
 def run_graphql_hit(bench: Bench) -> PairResult:
-    """POST the full query for the seeded session against the same bare ASGI ceiling."""
+    """POST the full query for the sample session against the same bare ASGI ceiling."""
     gateway = bench.gateway("gateway-graphql")
     try:
         ceiling, notes = _bare_ceiling(bench, gateway)

@@ -7,33 +7,16 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from bench.processes import Processes
+from harness import sample
 from harness.servers import Server, start_emulator, start_gateway
 
-VC = "bench"
-HIT_PS = "hit"
+VC = sample.VOICE_CONNECTOR_ID
+HIT_PS = sample.PROXY_SESSION_ID
 SESSION_PATH = "/v1/voice-connectors/{vc}/proxy-sessions/{ps}"
 MISS_PREFIX = SESSION_PATH.format(vc=VC, ps="")
-# The seeded session and the template the emulator answers unknown keys with.
-SESSION: dict[str, object] = {
-    "VoiceConnectorId": VC,
-    "ProxySessionId": HIT_PS,
-    "Name": "ride-8841-driver-rider",
-    "Status": "Open",
-    "ExpiryMinutes": 60,
-    "Capabilities": ["Voice", "SMS"],
-    "CreatedTimestamp": "2026-11-29T10:00:00Z",
-    "UpdatedTimestamp": "2026-11-29T10:05:00.250Z",
-    "Participants": [
-        {"PhoneNumber": "+12065550100", "ProxyPhoneNumber": "+12065550150"},
-        {"PhoneNumber": "+12065550101", "ProxyPhoneNumber": "+12065550150"},
-    ],
-    "NumberSelectionBehavior": "PreferSticky",
-    "GeoMatchLevel": "AreaCode",
-    "GeoMatchParams": {"Country": "US", "AreaCode": "206"},
-}
+# The emulator serves the sample under the hit key and answers unknown keys with it too.
+SESSION = sample.session()
 FULL_QUERY = (
     "query Full($vc: ID!, $ps: ID!) { proxySession(voiceConnectorId: $vc, proxySessionId: $ps)"
     " { voiceConnectorId proxySessionId name status expiryMinutes capabilities"
@@ -89,8 +72,6 @@ class Bench:
             load = self.procs.pinning.load
             self.emulator = start_emulator(options=options, core=load, own_group=True)
             self.procs.adopt(self.emulator.process)
-            put = f"{self.emulator.url}/_emulator/sessions/{VC}/{HIT_PS}"
-            httpx.put(put, json=SESSION).raise_for_status()
         return self.emulator.url
 
     def path(self, stem: str, suffix: str) -> Path:

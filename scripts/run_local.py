@@ -9,10 +9,10 @@ import signal
 import sys
 from types import FrameType
 
+from harness import sample
 from harness.servers import start_emulator, start_gateway
 
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8080"))
-SAMPLE = ("abcdef1ghij2klmno3pqr4", "321c1f5b-7dcb-4a5d-9e07-6b4c6a1b2f10")
 
 QUERY = (
     "query Session($vc: ID!, $ps: ID!) { proxySession(voiceConnectorId: $vc, proxySessionId: $ps)"
@@ -20,7 +20,7 @@ QUERY = (
 )
 
 BANNER = """
-The gateway is up on {url} (emulator on {emulator}). Try:
+The gateway is up on {url} (emulator on {emulator}). Try the sample session, {name}:
 
   curl -i {url}/v1/voice-connectors/{vc}/proxy-sessions/{ps}
 
@@ -33,10 +33,10 @@ Press Ctrl-C to stop both.
 
 def banner(url: str, emulator_url: str) -> str:
     """How to call the gateway at `url` for the sample session."""
-    graphql = json.dumps({"query": QUERY, "variables": {"vc": SAMPLE[0], "ps": SAMPLE[1]}})
-    return BANNER.format(
-        url=url, emulator=emulator_url, vc=SAMPLE[0], ps=SAMPLE[1], graphql=graphql
-    )
+    vc, ps = sample.VOICE_CONNECTOR_ID, sample.PROXY_SESSION_ID
+    graphql = json.dumps({"query": QUERY, "variables": {"vc": vc, "ps": ps}})
+    name = sample.session()["Name"]
+    return BANNER.format(url=url, emulator=emulator_url, name=name, vc=vc, ps=ps, graphql=graphql)
 
 
 def serve() -> None:

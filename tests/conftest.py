@@ -9,25 +9,13 @@ from typing import Any
 
 import pytest
 
+from harness import sample
 from tests.support.servers import Emulator, Gateway, aws_env, start_emulator, start_gateway
 
 GatewayFactory = Callable[..., Gateway]
 
-SAMPLE_SESSION: dict[str, Any] = {
-    "Name": "order-1234",
-    "Status": "Open",
-    "ExpiryMinutes": 60,
-    "Capabilities": ["Voice", "SMS"],
-    "CreatedTimestamp": "2026-11-29T10:00:00Z",
-    "UpdatedTimestamp": "2026-11-29T10:05:00.250Z",
-    "Participants": [
-        {"PhoneNumber": "+12065550100", "ProxyPhoneNumber": "+12065550199"},
-        {"PhoneNumber": "+12065550101", "ProxyPhoneNumber": "+12065550199"},
-    ],
-    "NumberSelectionBehavior": "PreferSticky",
-    "GeoMatchLevel": "AreaCode",
-    "GeoMatchParams": {"Country": "US", "AreaCode": "206"},
-}
+SAMPLE_SESSION: dict[str, Any] = sample.session(ids=False)
+"""The harness's sample session, ids omitted (as AWS may): seeded under each test's own key."""
 
 
 FULL = """

@@ -8,7 +8,6 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -18,12 +17,12 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
+from harness import sample
 from harness.servers import Server, start_emulator
 from tests.support.sigv4 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, signed_headers
 
-ROOT = Path(__file__).resolve().parents[2]
-VC = "abcdef1ghij2klmno3pqr4"
-PS = "321c1f5b-7dcb-4a5d-9e07-6b4c6a1b2f10"
+VC = sample.VOICE_CONNECTOR_ID
+PS = sample.PROXY_SESSION_ID
 ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazonaws.chimesdkvoice/"
 
 
@@ -126,14 +125,22 @@ def test_sample_session_parses(chime: Any) -> None:
     assert uuid.UUID(metadata["RequestId"]).version == 4
 
 
+def test_the_harness_sample_is_what_the_emulator_serves(server: Server) -> None:
+    url = f"{server.url}/voice-connectors/{VC}/proxy-sessions/{PS}"
+
+    reply = httpx.get(url, headers=signed_headers("GET", url))
+
+    assert reply.json() == {"ProxySession": sample.session()}
+
+
 def test_every_sample_session_parses(chime: Any) -> None:
-    samples = json.loads((ROOT / "emulator" / "data" / "sessions.json").read_text())
-    assert {sample["Status"] for sample in samples} == {"Open", "InProgress", "Closed"}
-    for sample in samples:
+    items = json.loads(sample.DATA.read_text())
+    assert {item["Status"] for item in items} == {"Open", "InProgress", "Closed"}
+    for item in items:
         response = chime.get_proxy_session(
-            VoiceConnectorId=sample["VoiceConnectorId"], ProxySessionId=sample["ProxySessionId"]
+            VoiceConnectorId=item["VoiceConnectorId"], ProxySessionId=item["ProxySessionId"]
         )
-        assert response["ProxySession"]["Name"] == sample["Name"]
+        assert response["ProxySession"]["Name"] == item["Name"]
 
 
 def test_missing_session_is_not_found(chime: Any) -> None:

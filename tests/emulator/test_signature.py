@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness import sample
 from tests.conftest import SAMPLE_SESSION
 from tests.support.servers import Emulator, start_emulator
 from tests.support.sigv4 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, signed_headers
@@ -248,8 +249,7 @@ def test_other_credentials_can_be_given(botocore_session: Any) -> None:
         ours = chime_client(botocore_session, other.url)
         try:
             session = theirs.get_proxy_session(
-                VoiceConnectorId="abcdef1ghij2klmno3pqr4",
-                ProxySessionId="321c1f5b-7dcb-4a5d-9e07-6b4c6a1b2f10",
+                VoiceConnectorId=sample.VOICE_CONNECTOR_ID, ProxySessionId=sample.PROXY_SESSION_ID
             )
             refused = refusal(ours)
         finally:

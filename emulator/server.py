@@ -213,5 +213,6 @@ def create_app(
     verifier = Verifier(access_key_id, secret_access_key, operation.signing_name)
     emulator = Emulator(Store(Path(data_path)), operation, verifier, template)
     app = web.Application()
-    app.router.add_route("*", "/{path:.*}", emulator.dispatch)
+    # Every character, line breaks included: an id may hold one (`.*` stops at a newline).
+    app.router.add_route("*", r"/{path:[\s\S]*}", emulator.dispatch)
     return app

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 
 from app.domain.types import CacheResult
 
@@ -14,12 +13,16 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 _PHONE_LIKE = re.compile(r"\+[1-9]\d{6,14}|[1-9]\d{9,14}")
 
 
-@dataclass(slots=True)
 class RequestContext:
     """The request id and the cache results seen while serving one request."""
 
-    request_id: str
-    cache_results: list[CacheResult] = field(default_factory=list)
+    __slots__ = ("cache_results", "request_id")
+
+    def __init__(self, request_id: str) -> None:
+        # A plain class: one is made per request, and a dataclass's generated
+        # `__init__` with a default factory cost three times as much.
+        self.request_id = request_id
+        self.cache_results: list[CacheResult] = []
 
 
 current: ContextVar[RequestContext | None] = ContextVar("request_context", default=None)
@@ -39,29 +42,30 @@ def request_id_from(header: bytes | None) -> str:
 
 
 class _RandomIds:
-    """32 hex digits of OS randomness per id, read from the OS 256 ids at a time."""
+    """32 hex digits of OS randomness per id, read from the OS 128 ids at a time.
 
-    __slots__ = ("_hex", "_offset")
+    `uuid.uuid4()` makes one `getrandom` system call per id, a noticeable part of a cache
+    hit; one read of 2 KiB, cut into ids at once, keeps the same randomness for less.
+    """
 
-    _BYTES = 4096
+    __slots__ = ("_ids",)
+
+    _IDS_PER_READ = 128
 
     def __init__(self) -> None:
-        self._hex = ""
-        self._offset = 0
+        self._ids: list[str] = []
 
     def next(self) -> str:
         """A new id."""
-        offset = self._offset
-        if offset >= len(self._hex):
-            self._hex = os.urandom(self._BYTES).hex()
-            offset = 0
-        self._offset = offset + 32
-        return self._hex[offset : offset + 32]
+        ids = self._ids
+        if not ids:
+            text = os.urandom(16 * self._IDS_PER_READ).hex()
+            ids.extend(text[offset : offset + 32] for offset in range(0, len(text), 32))
+        return ids.pop()
 
     def forget(self) -> None:
         """Drop the unused randomness (a forked child must not repeat its parent's ids)."""
-        self._hex = ""
-        self._offset = 0
+        self._ids.clear()
 
 
 _new_ids = _RandomIds()

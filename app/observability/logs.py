@@ -61,6 +61,14 @@ class AccessLog:
 
     def __init__(self) -> None:
         self._logger = logging.getLogger("app.access")
+        self._safe_client: str | None = None
+
+    def _json_safe(self, client: str) -> bool:
+        """Whether a client address needs no JSON escaping (the last one is remembered)."""
+        if _JSON_SAFE.fullmatch(client) is None:
+            return False
+        self._safe_client = client
+        return True
 
     def write(
         self,
@@ -78,12 +86,12 @@ class AccessLog:
             return
         message = f"{method} {route} {status}"
         duration_ms = int(seconds * 1e6) / 1000
-        handlers = logging.getLogger().handlers
+        handlers = logging.root.handlers
         if (
             handlers
             and isinstance(handlers[0], BatchingStreamHandler)
             and method in _PLAIN_METHODS
-            and (client is None or _JSON_SAFE.fullmatch(client))
+            and (client is None or client == self._safe_client or self._json_safe(client))
         ):
             # Every value is JSON-safe by construction (a route template, a method and a
             # client address checked above, a sanitized request id, a bounded cache set):

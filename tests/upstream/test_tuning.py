@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -16,6 +18,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.context import start_as_current_context
 from botocore.credentials import Credentials
 from botocore.useragent import register_feature_id
+from botocore.utils import parse_timestamp as botocore_parse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,10 +30,11 @@ from app.upstream.tuning import (
     FastSigV4Auth,
     drop_idle_handlers,
     memoize_user_agent,
+    parse_timestamp,
     use_fast_sigv4,
 )
-from tests.conftest import GatewayFactory
-from tests.support.servers import Gateway
+from tests.conftest import NAME_QUERY, SAMPLE_SESSION, GatewayFactory
+from tests.support.servers import Emulator, Gateway
 
 _SEGMENT = st.text(
     alphabet=st.characters(codec="utf-8", exclude_characters="/?#"), min_size=1, max_size=24
@@ -194,3 +198,34 @@ def test_tuning_off_applies_no_shortcut_and_answers_the_same(
     assert reply.json() == gateway.get_session(*seeded).json()
     assert _reported_shortcuts(plain) == [[]]
     assert _reported_shortcuts(gateway) == [sorted(SHORTCUTS)]
+
+
+@pytest.mark.parametrize("ps", ["a b", "ünï 日本", "100%", "a+b=c", "a%2Fb/c", "~*'()!&?#"])
+def test_ids_the_signer_must_encode_are_signed_as_botocore_would(
+    gateway: Gateway, emulator: Emulator, ps: str
+) -> None:
+    """The emulator checks with botocore's stock signer what the gateway's fast one sent.
+
+    Through GraphQL, whose ids (unlike a REST path segment) may hold a slash.
+    """
+    vc = f"vc {uuid.uuid4().hex}"
+    emulator.seed(vc, ps, SAMPLE_SESSION)
+    before = emulator.rejected("InvalidSignatureException")
+
+    reply = gateway.graphql(NAME_QUERY, {"vc": vc, "ps": ps})
+
+    assert reply.json() == {"data": {"proxySession": {"name": SAMPLE_SESSION["Name"]}}}
+    assert emulator.calls(vc, ps) == 1
+    assert emulator.rejected("InvalidSignatureException") == before
+
+
+def test_timestamps_parse_fast_and_as_botocore_would() -> None:
+    for text in ("2026-11-29T10:00:00Z", "2026-11-29T10:00:00.250Z", "2026-11-29T12:00:00+02:00"):
+        assert parse_timestamp(text) == botocore_parse(text)
+    assert parse_timestamp("2026-11-29T10:00:00") == datetime(2026, 11, 29, 10, tzinfo=UTC)
+    epoch = datetime(2026, 11, 29, 10, tzinfo=UTC)
+    assert parse_timestamp(int(epoch.timestamp())) == epoch
+    assert parse_timestamp("2026-11-29T12:00:00+02:00").utcoffset() == timedelta(hours=2)
+    assert parse_timestamp("Sun, 29 Nov 2026 10:00:00 GMT") == datetime(
+        2026, 11, 29, 10, tzinfo=UTC
+    )

@@ -1,0 +1,146 @@
+"""What the chart turns on by default, and what each opt-in ci/ scenario renders."""
+
+from __future__ import annotations
+
+from tests.deploy.chart import FULLNAME, NAMESPACE, RELEASE, SCENARIOS, Render, scenario
+
+OPT_IN_KINDS = {"ServiceMonitor", "NetworkPolicy", "Ingress", "PrometheusRule"}
+
+
+def test_one_ci_scenario_per_feature() -> None:
+    assert set(SCENARIOS) >= {
+        "servicemonitor",
+        "networkpolicy",
+        "ingress",
+        "existing-secret",
+        "irsa",
+        "no-autoscaling",
+        "alerts-and-dashboard",
+    }
+
+
+def test_defaults_autoscale_and_keep_a_disruption_budget_only(render: Render) -> None:
+    rendered = render()
+    hpa = rendered.one("HorizontalPodAutoscaler")
+    pdb = rendered.one("PodDisruptionBudget")
+
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["minReplicas"] == 2
+    assert hpa["spec"]["maxReplicas"] == 10
+    assert hpa["spec"]["metrics"] == [
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 70},
+            },
+        }
+    ]
+    assert "replicas" not in rendered.one("Deployment")["spec"]
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert not rendered.kinds & OPT_IN_KINDS
+    assert [c["metadata"]["name"] for c in rendered.all("ConfigMap")] == [FULLNAME]
+
+
+def test_topology_spread_across_nodes_and_zones(render: Render) -> None:
+    spread = render().pod["topologySpreadConstraints"]
+
+    assert [(t["topologyKey"], t["whenUnsatisfiable"], t["maxSkew"]) for t in spread] == [
+        ("kubernetes.io/hostname", "ScheduleAnyway", 1),
+        ("topology.kubernetes.io/zone", "ScheduleAnyway", 1),
+    ]
+
+
+def test_no_autoscaling_scenario_fixes_replicas_and_keeps_the_pdb(render: Render) -> None:
+    rendered = render(scenario("no-autoscaling"))
+
+    assert "HorizontalPodAutoscaler" not in rendered.kinds
+    assert rendered.one("Deployment")["spec"]["replicas"] == 3
+    assert rendered.one("PodDisruptionBudget")
+
+
+def test_irsa_annotation_lands_on_the_service_account(render: Render) -> None:
+    rendered = render(scenario("irsa"))
+    account = rendered.one("ServiceAccount")
+
+    assert account["metadata"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/proxy-session-gateway"
+    }
+    assert account["automountServiceAccountToken"] is False
+    assert rendered.pod["serviceAccountName"] == account["metadata"]["name"]
+    assert rendered.env["AWS_REGION"] == {"name": "AWS_REGION", "value": "us-east-1"}
+    assert "AWS_ENDPOINT_URL_CHIME_SDK_VOICE" not in rendered.env
+
+
+def test_endpoint_override_is_opt_in(render: Render) -> None:
+    rendered = render({"aws": {"endpointUrl": "http://emulator:4566"}})
+
+    assert rendered.env["AWS_ENDPOINT_URL_CHIME_SDK_VOICE"]["value"] == "http://emulator:4566"
+    assert "does not call" in rendered.notes
+
+
+def test_servicemonitor_scenario(render: Render) -> None:
+    rendered = render(scenario("servicemonitor"))
+    monitor = rendered.one("ServiceMonitor")
+    service = rendered.one("Service")
+
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["endpoints"] == [
+        {
+            "port": "http",
+            "path": "/metrics",
+            "scheme": "http",
+            "interval": "15s",
+            "scrapeTimeout": "5s",
+        }
+    ]
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    assert (
+        service["metadata"]["labels"].items() >= monitor["spec"]["selector"]["matchLabels"].items()
+    )
+    assert {p["name"] for p in service["spec"]["ports"]} == {"http"}
+
+
+def test_networkpolicy_scenario(render: Render) -> None:
+    values = scenario("networkpolicy")
+    policy = render(values).one("NetworkPolicy")
+    spec = policy["spec"]
+    sources = spec["ingress"][0]["from"]
+    egress_ports = {(p["port"], p["protocol"]) for rule in spec["egress"] for p in rule["ports"]}
+
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert {
+        "namespaceSelector": {"matchLabels": {"proxy-session-gateway/access": "true"}}
+    } in sources
+    assert {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": RELEASE}}} in sources
+    for rule in spec["ingress"]:
+        assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert egress_ports == {(53, "UDP"), (53, "TCP"), (443, "TCP")}
+    assert all("to" not in rule for rule in spec["egress"])
+
+
+def test_ingress_scenario(render: Render) -> None:
+    ingress = render(scenario("ingress")).one("Ingress")
+    spec = ingress["spec"]
+
+    assert ingress["apiVersion"] == "networking.k8s.io/v1"
+    assert spec["ingressClassName"] == "nginx"
+    assert spec["tls"] == [
+        {"hosts": ["proxy-sessions.example.internal"], "secretName": "proxy-sessions-tls"}
+    ]
+    assert spec["rules"] == [
+        {
+            "host": "proxy-sessions.example.internal",
+            "http": {
+                "paths": [
+                    {
+                        "path": "/",
+                        "pathType": "Prefix",
+                        "backend": {"service": {"name": FULLNAME, "port": {"name": "http"}}},
+                    }
+                ]
+            },
+        }
+    ]

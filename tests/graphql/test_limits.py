@@ -1,62 +1,31 @@
-"""Abuse of the GraphQL door, over HTTP against real gateways: refusals make no upstream call."""
+"""The per-document limits, over HTTP against real gateways: depth, proxySession fields,
+tokens and introspection, each refused before anything executes or goes upstream."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
-import httpx
 import pytest
 from graphql import Lexer, Source, TokenKind, get_introspection_query, parse
-from websockets.exceptions import InvalidStatus
-from websockets.sync.client import connect
-from websockets.typing import Subprotocol
 
 from app.graphql.limits import Extent, Limits, measure
 from app.settings import Settings
-from tests.conftest import NAME_QUERY, GatewayFactory
+from tests.conftest import GatewayFactory
+from tests.graphql.refusals import (
+    SESSION_ARGS,
+    VALIDATION_FAILED,
+    VARIABLES,
+    no_upstream_call,
+    refusal,
+    refused_total,
+)
 from tests.support.servers import Emulator, Gateway
-
-VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
-SESSION_ARGS = "voiceConnectorId: $vc, proxySessionId: $ps"
-VARIABLES = "query Q($vc: ID!, $ps: ID!)"
 
 
 @pytest.fixture
 def limited(gateway_factory: GatewayFactory) -> Gateway:
     """A gateway with limits lower than the defaults."""
     return gateway_factory(graphql_max_depth=3, graphql_max_aliases=2, graphql_max_tokens=50)
-
-
-@pytest.fixture
-def introspective(gateway_factory: GatewayFactory) -> Gateway:
-    """A gateway with introspection and GraphiQL on (as `make run` has them)."""
-    return gateway_factory(graphql_introspection=True, graphiql=True)
-
-
-@contextmanager
-def no_upstream_call(emulator: Emulator) -> Iterator[None]:
-    """Assert that the block makes no GetProxySession call."""
-    before = emulator.total_calls()
-    yield
-    assert emulator.total_calls() == before
-
-
-def refusal(reply: httpx.Response) -> str:
-    """The message of a refused document (asserting it was refused before execution)."""
-    assert reply.status_code == 200
-    body = reply.json()
-    assert body["data"] is None
-    assert body["errors"][0]["extensions"]["code"] == VALIDATION_FAILED
-    message: str = body["errors"][0]["message"]
-    return message
-
-
-def refused_total(gateway: Gateway, limit: str) -> float:
-    """`gateway_graphql_refused_total{limit=...}` as the gateway reports it."""
-    return gateway.metric("gateway_graphql_refused_total", limit=limit)
 
 
 def tokens(document: str) -> int:
@@ -177,6 +146,8 @@ def test_twenty_proxy_session_fields_are_served(gateway: Gateway, seeded: tuple[
 
 
 FRAGMENT_7 = f"fragment F on Query {{ {aliases(7)} }}"
+
+
 PS = f"proxySession({SESSION_ARGS}) {{ name }}"
 
 
@@ -333,48 +304,7 @@ def test_a_lower_token_limit_is_honoured(
     assert served["data"]["p"] == {"name": "order-1234"}
 
 
-# The same document, refused every time
-
-
-@pytest.mark.parametrize(
-    ("limit", "document"),
-    [
-        ("depth", f"{VARIABLES} {{ {nested(7)} }}"),
-        ("aliases", f"{VARIABLES} {{ {aliases(21)} }}"),
-        ("tokens", "{ " + "__typename " * 2001 + "}"),
-        ("introspection", "{ __schema { queryType { name } } }"),
-    ],
-)
-def test_a_refused_document_is_refused_again(
-    gateway: Gateway, emulator: Emulator, seeded: tuple[str, str], limit: str, document: str
-) -> None:
-    variables = {"vc": seeded[0], "ps": seeded[1]}
-    before = refused_total(gateway, limit)
-
-    with no_upstream_call(emulator):
-        first = refusal(gateway.graphql(document, variables))
-        second = refusal(gateway.graphql(document, variables))
-
-    assert first == second
-    assert refused_total(gateway, limit) == before + 2
-
-
-# Batching, introspection, suggestions
-
-
-def test_a_batch_is_refused(gateway: Gateway, emulator: Emulator, seeded: tuple[str, str]) -> None:
-    operation = {"query": NAME_QUERY, "variables": {"vc": seeded[0], "ps": seeded[1]}}
-    before = refused_total(gateway, "batching")
-
-    with no_upstream_call(emulator):
-        reply = gateway.client.post("/graphql", json=[operation, operation])
-
-    assert reply.status_code == 400
-    assert reply.headers["content-type"] == "application/json"
-    error = reply.json()["errors"][0]
-    assert error["extensions"]["code"] == VALIDATION_FAILED
-    assert "Batched requests are not supported" in error["message"]
-    assert refused_total(gateway, "batching") == before + 1
+# Introspection
 
 
 def test_introspection_is_refused_by_default_but_typename_works(
@@ -416,169 +346,30 @@ def test_introspection_nested_to_multiply_is_refused_when_turned_on(
     assert refused_total(introspective, "introspection_depth") == before + 1
 
 
-TYPOS = [
-    '{ proxySesion(voiceConnectorId: "a", proxySessionId: "b") { name } }',
-    '{ proxySession(voiceConnectorID: "a", proxySessionId: "b") { name } }',
-    '{ proxySession(voiceConnectorId: "a", proxySessionId: "b") { nme } }',
-    'query Q($vc: Id!) { proxySession(voiceConnectorId: $vc, proxySessionId: "b") { name } }',
-    '{ proxySession(voiceConnectorId: "a", proxySessionId: "b") { ... on ProxySesion { name } } }',
-    "fragment F on ProxySesion { name } { ...F }",
-    '{ proxySession(voiceConnectorId: "a", proxySessionId: "b") { name @skip(iff: true) } }',
-    '{ proxySession(voiceConnectorId: "a", proxySessionId: "b") { name @skipp(if: true) } }',
-    "query Q($s: ProxySessionStatus = OPN) { __typename }",
-    "{ __schema { typess { name } } }",
-]
-
-
-@pytest.mark.parametrize("document", TYPOS)
-def test_no_suggestions_are_ever_made(
-    gateway: Gateway, introspective: Gateway, emulator: Emulator, document: str
-) -> None:
-    with no_upstream_call(emulator):
-        replies = [gateway.graphql(document), introspective.graphql(document)]
-
-    for reply in replies:
-        assert reply.json()["errors"][0]["extensions"]["code"] == VALIDATION_FAILED
-        assert "did you mean" not in reply.text.lower()
-
-
-# GraphQL over HTTP: POST with application/json only
-
-
-def test_a_query_over_get_is_405(
-    gateway: Gateway, introspective: Gateway, emulator: Emulator, seeded: tuple[str, str]
-) -> None:
-    vc, ps = seeded
-    query = f'{{ proxySession(voiceConnectorId: "{vc}", proxySessionId: "{ps}") {{ name }} }}'
-
-    with no_upstream_call(emulator):
-        replies = [
-            g.client.get("/graphql", params={"query": query}) for g in (gateway, introspective)
-        ]
-
-    for reply in replies:
-        assert reply.status_code == 405
-        assert reply.headers["allow"] == "POST"
-        assert reply.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
-        assert "order-1234" not in reply.text
-
-
-@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
-def test_other_methods_are_405(gateway: Gateway, method: str) -> None:
-    reply = gateway.client.request(method, "/graphql", json={"query": "{ __typename }"})
-
-    assert reply.status_code == 405
-    assert reply.headers["allow"] == "POST"
-    assert reply.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+# The same document, refused every time
 
 
 @pytest.mark.parametrize(
-    "request_kwargs",
+    ("limit", "document"),
     [
-        {"data": {"query": NAME_QUERY}},
-        {"files": {"operations": ("operations", b'{"query": "{ __typename }"}')}},
-        {"content": b'{"query": "{ __typename }"}', "headers": {"content-type": "text/plain"}},
-        {"content": b'{"query": "{ __typename }"}'},
+        ("depth", f"{VARIABLES} {{ {nested(7)} }}"),
+        ("aliases", f"{VARIABLES} {{ {aliases(21)} }}"),
+        ("tokens", "{ " + "__typename " * 2001 + "}"),
+        ("introspection", "{ __schema { queryType { name } } }"),
     ],
-    ids=["form", "multipart", "text-plain", "no-content-type"],
 )
-def test_non_json_posts_are_415(
-    gateway: Gateway, emulator: Emulator, request_kwargs: dict[str, Any]
+def test_a_refused_document_is_refused_again(
+    gateway: Gateway, emulator: Emulator, seeded: tuple[str, str], limit: str, document: str
 ) -> None:
+    variables = {"vc": seeded[0], "ps": seeded[1]}
+    before = refused_total(gateway, limit)
+
     with no_upstream_call(emulator):
-        reply = gateway.client.post("/graphql", **request_kwargs)
+        first = refusal(gateway.graphql(document, variables))
+        second = refusal(gateway.graphql(document, variables))
 
-    assert reply.status_code == 415
-    assert reply.headers["content-type"] == "application/json"
-    assert reply.json()["errors"][0]["extensions"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
-
-
-@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON"])
-def test_json_media_type_parameters_and_case_are_fine(gateway: Gateway, content_type: str) -> None:
-    reply = gateway.client.post(
-        "/graphql", content=b'{"query": "{ __typename }"}', headers={"content-type": content_type}
-    )
-
-    assert reply.json() == {"data": {"__typename": "Query"}}
-
-
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        (b'{"query": ', "Unable to parse request body as JSON"),
-        (b"\xff\xfe", "Unable to parse request body as JSON"),
-        (b'"{ __typename }"', "The request body must be a JSON object."),
-        (b"null", "The request body must be a JSON object."),
-        (b"{}", "No GraphQL query found in the request"),
-        (b'{"query": 1}', "The GraphQL operation's `query` must be a string or null, if provided."),
-        (b'{"query": "{ __typename }", "variables": []}', "`variables` must be an object"),
-        (
-            b'{"query": "{ __typename }", "operationName": "Nope"}',
-            'Unknown operation named "Nope".',
-        ),
-    ],
-)
-def test_malformed_bodies_are_400_graphql_errors(
-    gateway: Gateway, body: bytes, message: str
-) -> None:
-    reply = gateway.client.post(
-        "/graphql", content=body, headers={"content-type": "application/json"}
-    )
-
-    assert reply.status_code == 400
-    assert reply.headers["content-type"] == "application/json"
-    error = reply.json()["errors"][0]
-    assert error["extensions"]["code"] == "BAD_REQUEST"
-    assert message in error["message"]
-
-
-def test_graphiql_is_only_a_browser_page_when_turned_on(introspective: Gateway) -> None:
-    page = introspective.client.get("/graphql", headers={"Accept": "text/html"})
-    api = introspective.client.get("/graphql", headers={"Accept": "application/json"})
-
-    assert page.status_code == 200
-    assert "graphiql" in page.text.lower()
-    assert api.status_code == 405
-
-
-def test_websockets_are_not_served(gateway: Gateway) -> None:
-    url = gateway.url.replace("http://", "ws://") + "/graphql"
-
-    with pytest.raises(InvalidStatus) as refused:
-        connect(url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=5).close()
-
-    assert refused.value.response.status_code == 403
-
-
-# Phone numbers
-
-
-def test_phone_numbers_are_masked_in_graphql_only(
-    gateway_factory: GatewayFactory, seeded: tuple[str, str]
-) -> None:
-    masking = gateway_factory(mask_phone_numbers="graphql")
-    participants = "participants { phoneNumber proxyPhoneNumber }"
-    query = f"{VARIABLES} {{ proxySession({SESSION_ARGS}) {{ {participants} }} }}"
-
-    body = masking.graphql(query, {"vc": seeded[0], "ps": seeded[1]}).json()
-    rest = masking.get_session(*seeded).json()
-
-    assert body["data"]["proxySession"]["participants"] == [
-        {"phoneNumber": "+*******0100", "proxyPhoneNumber": "+*******0199"},
-        {"phoneNumber": "+*******0101", "proxyPhoneNumber": "+*******0199"},
-    ]
-    assert rest["ProxySession"]["Participants"][0]["PhoneNumber"] == "+12065550100"
-
-
-def test_phone_numbers_are_masked_in_graphql_when_masking_all(
-    gateway_factory: GatewayFactory, seeded: tuple[str, str]
-) -> None:
-    masking = gateway_factory(mask_phone_numbers="all")
-    query = f"{VARIABLES} {{ proxySession({SESSION_ARGS}) {{ participants {{ phoneNumber }} }} }}"
-
-    body = masking.graphql(query, {"vc": seeded[0], "ps": seeded[1]}).json()
-
-    assert body["data"]["proxySession"]["participants"][0] == {"phoneNumber": "+*******0100"}
+    assert first == second
+    assert refused_total(gateway, limit) == before + 2
 
 
 # The limit walk itself

@@ -20,9 +20,13 @@ Forward = Literal["miss", "stale", "request"]
 """Why a layer went on to the origin: nothing held, only a stale entry, or the caller asked."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class CacheOutcome:
-    """One layer's answer. `ttl` is whole seconds of freshness left (negative once stale)."""
+    """One layer's answer. `ttl` is whole seconds of freshness left (negative once stale).
+
+    Compared and hashed by identity (cheap, and what the formatters' memos need): the
+    service makes each outcome without a fault once and hands out the same object.
+    """
 
     layer: CacheLayer
     hit: bool = False

@@ -139,7 +139,7 @@ class Metrics:
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Record one served HTTP request."""
         # Bounded: route templates x methods x statuses, all from fixed sets.
-        self._requests.observe((route, method, str(status)), seconds)
+        self._requests.observe((route, method, status), seconds)
 
     def graphql_operation(self, operation_type: str, outcome: str) -> None:
         """Record one executed GraphQL operation."""
@@ -163,7 +163,7 @@ class Metrics:
 
     def cache_result(self, result: CacheResult) -> None:
         """Record a cache verdict, and remember it for the request's access log line."""
-        self._cache_results.inc(self._cache_labels[result])
+        self._cache_results.counts[self._cache_labels[result]] += 1  # every result is there
         ctx = current.get()
         if ctx is not None:
             ctx.cache_results.append(result)

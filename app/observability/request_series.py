@@ -13,7 +13,8 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-Labels = tuple[str, ...]
+Labels = tuple[str | int, ...]
+"""Label values; numbers (an HTTP status) are written as text only at scrape time."""
 
 
 class _Series:
@@ -67,8 +68,8 @@ class CountedHistogram(Collector):
             for le, count in zip(self._les, counts, strict=True):
                 running += count
                 cumulative.append((le, float(running)))
-            counter.add_metric(list(labels), float(running))
-            histogram.add_metric(list(labels), cumulative, series.total)
+            counter.add_metric([str(value) for value in labels], float(running))
+            histogram.add_metric([str(value) for value in labels], cumulative, series.total)
         yield counter
         yield histogram
 
@@ -99,7 +100,7 @@ class CountedLabels(Collector):
         """The family, as a scrape sees it."""
         family = CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
         for labels, count in list(self.counts.items()):
-            family.add_metric(list(labels), float(count))
+            family.add_metric([str(value) for value in labels], float(count))
         yield family
 
     def describe(self) -> Iterator[CounterMetricFamily]:

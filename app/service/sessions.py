@@ -59,6 +59,7 @@ class ProxySessionService:
         )
         self._flights: SingleFlight[SessionKey, SessionRecord] = SingleFlight()
         self._mask_all = settings.mask_phone_numbers == "all"
+        self._clock = clock
 
     def fresh_record(self, key: SessionKey) -> SessionRecord | None:
         """The record cached fresh for `key`, or None; nothing is counted."""
@@ -74,12 +75,16 @@ class ProxySessionService:
 
         No await, no upstream: the fast path of every repeated request.
         """
-        fresh = self._fresh(key)
-        if fresh is None:
+        entry = self._cache.get(key)  # _fresh, inlined: this runs on every hit
+        if entry is None:
             return None
-        record, ttl = fresh
+        record = entry.value
+        left = entry.fresh_until - self._clock()
+        if left <= 0 or isinstance(record, NotFound):
+            return None
+        ttl = int(left + 0.5)  # _seconds
         self._observer.cache_result("hit")
-        return Lookup(record, "hit", ttl, _hit(ttl))
+        return Lookup(record, "hit", ttl, _HITS.get(ttl) or _hit(ttl))
 
     def _fresh(self, key: SessionKey) -> tuple[SessionRecord, int] | None:
         """A fresh found record and its whole seconds of freshness left."""
@@ -118,13 +123,10 @@ class ProxySessionService:
         forward: Forward = "request" if revalidate else ("stale" if entry is not None else "miss")
         if not leader:
             self._observer.cache_result("coalesced")
-            return Lookup(
-                record, "coalesced", ttl, CacheOutcome("local", forward=forward, collapsed=True)
-            )
+            return Lookup(record, "coalesced", ttl, _COLLAPSED[forward])
         result: CacheResult = "revalidated" if entry is not None or revalidate else "miss"
         self._observer.cache_result(result)
-        outcome = CacheOutcome("local", forward=forward, fetched=True, stored=True)
-        return Lookup(record, result, ttl, outcome)
+        return Lookup(record, result, ttl, _STORED[forward])
 
     async def _fill(self, key: SessionKey) -> SessionRecord:
         """The flight's work: one upstream call, then the cache filled by the flight itself."""
@@ -156,6 +158,9 @@ class ProxySessionService:
         return entry.value
 
 
+_FORWARDS: tuple[Forward, ...] = ("miss", "stale", "request")
+_STORED = {f: CacheOutcome("local", forward=f, fetched=True, stored=True) for f in _FORWARDS}
+_COLLAPSED = {f: CacheOutcome("local", forward=f, collapsed=True) for f in _FORWARDS}
 _HITS: dict[int, CacheOutcome] = {}
 MEMOIZED_HITS = 4096
 """Hit outcomes kept, one per distinct ttl (ttls are whole seconds up to the longest TTL)."""

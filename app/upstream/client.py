@@ -190,6 +190,13 @@ class Upstream:
         await self._stack.aclose()
         self._client = None
 
+    async def __aenter__(self) -> Upstream:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     @property
     def shortcuts(self) -> frozenset[str]:
         """The botocore shortcuts (`tuning.SHORTCUTS`) in effect on the client."""

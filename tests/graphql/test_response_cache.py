@@ -57,9 +57,7 @@ def test_a_response_retires_when_its_session_expires(seeded: tuple[str, str]) ->
     async def scenario() -> list[bytes | None]:
         settings = Settings(cache_ttl_seconds=30)
         metrics = Metrics()
-        upstream = Upstream(settings, metrics)
-        await upstream.start()
-        try:
+        async with Upstream(settings, metrics) as upstream:
             clock = Clock()
             service = ProxySessionService(settings, upstream, metrics, clock)
             responses = ResponseCache()
@@ -71,8 +69,6 @@ def test_a_response_retires_when_its_session_expires(seeded: tuple[str, str]) ->
             clock.now += 0.2
             expired = responses.get("doc", service)
             return [fresh, still, expired]
-        finally:
-            await upstream.close()
 
     assert asyncio.run(scenario()) == [b"body", b"body", None]
 

@@ -282,9 +282,7 @@ def test_schema_execute_through_the_real_client(seeded: tuple[str, str]) -> None
     async def run() -> dict[str, object] | None:
         settings = Settings()
         metrics = Metrics()
-        upstream = Upstream(settings, metrics)
-        await upstream.start()
-        try:
+        async with Upstream(settings, metrics) as upstream:
             service = ProxySessionService(settings, upstream, metrics)
             result = await build_schema().execute(
                 FULL,
@@ -293,8 +291,6 @@ def test_schema_execute_through_the_real_client(seeded: tuple[str, str]) -> None
             )
             assert result.errors is None
             return result.data
-        finally:
-            await upstream.close()
 
     data = asyncio.run(run())
 

@@ -216,13 +216,9 @@ def _run(scenario: Scenario, **settings: Any) -> list[object]:
     async def run() -> list[object]:
         config = Settings(**{**SHARED_GATEWAY_SETTINGS, **SHORT, **settings})
         metrics = Metrics()
-        upstream = Upstream(config, metrics)
-        await upstream.start()
-        try:
+        async with Upstream(config, metrics) as upstream:
             clock = Clock()
             return await scenario(ProxySessionService(config, upstream, metrics, clock), clock)
-        finally:
-            await upstream.close()
 
     return asyncio.run(run())
 

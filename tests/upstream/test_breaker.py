@@ -20,6 +20,16 @@ def _breaker(clock: Clock, states: States) -> CircuitBreaker:
     return CircuitBreaker(threshold=3, reset_seconds=10, observer=states, timer=clock)
 
 
+def _probing(clock: Clock, states: States) -> CircuitBreaker:
+    """A breaker opened by three faults, its reset time over and its one probe let out."""
+    breaker = _breaker(clock, states)
+    for _ in range(3):
+        breaker.record_fault()
+    clock.now += 10
+    assert breaker.allow()
+    return breaker
+
+
 def test_opens_after_threshold_consecutive_faults_only() -> None:
     clock, states = Clock(), States()
     breaker = _breaker(clock, states)
@@ -58,12 +68,8 @@ def test_one_probe_after_the_reset_time_then_closed_on_success() -> None:
 
 def test_a_failed_probe_reopens_for_a_full_reset_time() -> None:
     clock, states = Clock(), States()
-    breaker = _breaker(clock, states)
-    for _ in range(3):
-        breaker.record_fault()
-    clock.now += 10
+    breaker = _probing(clock, states)
 
-    assert breaker.allow()
     breaker.record_fault()
 
     assert breaker.state is BreakerState.OPEN
@@ -74,11 +80,7 @@ def test_a_failed_probe_reopens_for_a_full_reset_time() -> None:
 
 def test_an_abandoned_probe_frees_the_slot() -> None:
     clock, states = Clock(), States()
-    breaker = _breaker(clock, states)
-    for _ in range(3):
-        breaker.record_fault()
-    clock.now += 10
-    assert breaker.allow()
+    breaker = _probing(clock, states)
     probe = breaker.probe
     assert probe is not None
 
@@ -89,11 +91,7 @@ def test_an_abandoned_probe_frees_the_slot() -> None:
 
 def test_a_settled_probe_ending_late_leaves_the_next_probe_out() -> None:
     clock, states = Clock(), States()
-    breaker = _breaker(clock, states)
-    for _ in range(3):
-        breaker.record_fault()
-    clock.now += 10
-    assert breaker.allow()
+    breaker = _probing(clock, states)
     first = breaker.probe
     assert first is not None
     breaker.record_fault()  # the probe's outcome: open again

@@ -248,9 +248,7 @@ def test_a_probe_cancelled_while_waiting_for_a_slot_lets_the_next_call_probe(
     reports = _Reports()
 
     async def run() -> str | None:
-        upstream = _one_slot(reports)
-        await upstream.start()
-        try:
+        async with _one_slot(reports) as upstream:
             hold = await _half_open_with_the_slot_held(upstream, emulator, key)
             probe = asyncio.create_task(upstream.get_proxy_session((key[0], f"{key[1]}-probe")))
             await asyncio.sleep(0)  # let through as the probe, it waits for the slot
@@ -261,8 +259,6 @@ def test_a_probe_cancelled_while_waiting_for_a_slot_lets_the_next_call_probe(
             with pytest.raises(NotFound):
                 await hold
             return session.name
-        finally:
-            await upstream.close()
 
     assert asyncio.run(run()) == "order-1234"
     assert reports.states == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]
@@ -275,9 +271,7 @@ def test_cancelling_another_call_does_not_let_a_second_probe_out(
     reports = _Reports()
 
     async def run() -> None:
-        upstream = _one_slot(reports)
-        await upstream.start()
-        try:
+        async with _one_slot(reports) as upstream:
             hold = await _half_open_with_the_slot_held(upstream, emulator, key)
             probe = asyncio.create_task(upstream.get_proxy_session((key[0], f"{key[1]}-probe")))
             await asyncio.sleep(0)  # let through as the probe, it waits for the slot
@@ -288,8 +282,6 @@ def test_cancelling_another_call_does_not_let_a_second_probe_out(
                 await upstream.get_proxy_session((key[0], f"{key[1]}-other"))
             with pytest.raises(NotFound):
                 await probe
-        finally:
-            await upstream.close()
 
     asyncio.run(run())
 

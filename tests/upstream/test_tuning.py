@@ -145,12 +145,8 @@ def test_every_shortcut_applies_to_the_client_the_gateway_builds(
     caplog.set_level(logging.INFO, logger="app.upstream")
 
     async def run() -> tuple[frozenset[str], str | None]:
-        upstream = Upstream(Settings(), Metrics())
-        await upstream.start()
-        try:
+        async with Upstream(Settings(), Metrics()) as upstream:
             return upstream.shortcuts, (await upstream.get_proxy_session(seeded)).name
-        finally:
-            await upstream.close()
 
     shortcuts, name = asyncio.run(run())
 

@@ -1,6 +1,7 @@
 """botocore's per-call costs cut for one long-lived client, the wire unchanged: timestamps
 parsed by the standard library, the User-Agent built once per feature set, SigV4 signed by a
-faster subclass, two handlers that can only do nothing here unregistered. Each shortcut is
+faster subclass, two handlers that can only do nothing here unregistered, the endpoint
+resolved once per operation. Each shortcut is
 held to botocore's own output by the tests and reports whether it applied;
 `GATEWAY_BOTOCORE_TUNING=off` turns them all off.
 """
@@ -27,7 +28,9 @@ USER_AGENT_VARIANTS = 32
 # Signing keys (one per secret, day, region and service) and hosts kept; a few a day.
 SIGNING_KEYS = 16
 
-SHORTCUTS = frozenset({"timestamps", "user_agent", "sigv4", "idle_retry_check", "recursion_header"})
+SHORTCUTS = frozenset(
+    {"timestamps", "user_agent", "sigv4", "idle_retry_check", "recursion_header", "endpoint"}
+)
 """Every shortcut by the name `install_timestamp_parser` and `tune_client` report it."""
 
 _UNSIGNED_HEADERS = frozenset(SIGNED_HEADERS_BLACKLIST)
@@ -58,7 +61,12 @@ def install_timestamp_parser(session: AioSession) -> frozenset[str]:
 
 def tune_client(client: Any) -> frozenset[str]:
     """Apply the per-call savings that live on the client object; the names of those applied."""
-    return memoize_user_agent(client) | use_fast_sigv4(client) | drop_idle_handlers(client)
+    return (
+        memoize_user_agent(client)
+        | use_fast_sigv4(client)
+        | drop_idle_handlers(client)
+        | memoize_endpoint(client)
+    )
 
 
 def _not_applied(shortcut: str, why: str) -> frozenset[str]:
@@ -105,6 +113,53 @@ def _handlers(events: Any, event_name: str) -> list[Any]:
     if search is None:
         return []
     return list(search(alias(event_name) if alias is not None else event_name))
+
+
+STATIC_ENDPOINT_PARAMETERS = frozenset({"Region", "UseDualStack", "UseFIPS", "Endpoint"})
+"""Endpoint ruleset parameters fixed for a client's life (no account id, no call argument)."""
+
+
+def memoize_endpoint(client: Any) -> frozenset[str]:
+    """Resolve the endpoint once per operation instead of on every call.
+
+    botocore runs the service's endpoint ruleset on every call, building its parameters and
+    emitting an event on the way. When every parameter the ruleset reads is fixed for the
+    client's life (region, FIPS, dual-stack, the endpoint override), no operation has
+    context parameters and nothing listens to that event, the answer can only be the same.
+    """
+    resolver: Any = getattr(client, "_ruleset_resolver", None)
+    construct = getattr(resolver, "construct_endpoint", None)
+    parameters = getattr(resolver, "_param_definitions", None)
+    if construct is None or not isinstance(parameters, dict):
+        return _not_applied("endpoint", "botocore has no endpoint ruleset resolver here")
+    if set(parameters) - STATIC_ENDPOINT_PARAMETERS:
+        return _not_applied("endpoint", "the endpoint ruleset reads more than fixed settings")
+    service = client.meta.service_model.service_id.hyphenize()
+    if _handlers(client.meta.events, f"before-endpoint-resolution.{service}"):
+        return _not_applied("endpoint", "a handler listens to endpoint resolution")
+    resolved: dict[str, Any] = {}
+
+    async def construct_endpoint(operation_model: Any, call_args: Any, request_context: Any) -> Any:
+        if operation_model.context_parameters or operation_model.static_context_parameters:
+            return await construct(
+                operation_model=operation_model,
+                call_args=call_args,
+                request_context=request_context,
+            )
+        endpoint = resolved.get(operation_model.name)
+        if endpoint is None:
+            endpoint = resolved[operation_model.name] = await construct(
+                operation_model=operation_model,
+                call_args=call_args,
+                request_context=request_context,
+            )
+        # Fresh dicts each call: botocore hands them on into the request and its context.
+        return endpoint._replace(
+            headers=dict(endpoint.headers), properties=dict(endpoint.properties)
+        )
+
+    resolver.construct_endpoint = construct_endpoint
+    return frozenset({"endpoint"})
 
 
 def memoize_user_agent(client: Any) -> frozenset[str]:

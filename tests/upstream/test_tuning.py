@@ -29,6 +29,7 @@ from app.upstream.tuning import (
     SHORTCUTS,
     FastSigV4Auth,
     drop_idle_handlers,
+    memoize_endpoint,
     memoize_user_agent,
     parse_timestamp,
     use_fast_sigv4,
@@ -125,6 +126,32 @@ def test_the_memoized_user_agent_is_botocores_for_every_feature_set() -> None:
 
     assert all(memoized == built for memoized, built in pairs)
     assert len({built for _, built in pairs}) == 3  # the features do change the string
+
+
+def test_the_memoized_endpoint_is_botocores_and_resolved_once() -> None:
+    async def check(client: Any) -> tuple[list[Any], list[Any], int]:
+        operation = client.meta.service_model.operation_model("GetProxySession")
+        resolver = client._ruleset_resolver
+        calls = [{"VoiceConnectorId": f"vc-{n}", "ProxySessionId": f"ps-{n}"} for n in range(3)]
+        plain = [await resolver.construct_endpoint(operation, call_args, {}) for call_args in calls]
+        resolutions: list[str] = []
+        memoize_endpoint(client)
+        # Registered after tuning, to count the resolutions botocore still runs.
+        client.meta.events.register(
+            "before-endpoint-resolution.chime-sdk-voice",
+            lambda **_: resolutions.append("resolved"),
+        )
+        memoized = [
+            await resolver.construct_endpoint(operation, call_args, {}) for call_args in calls
+        ]
+        memoized[0].headers["x-mutated"] = "by a caller"  # must not reach the next call
+        again = await resolver.construct_endpoint(operation, calls[0], {})
+        return plain, [*memoized[1:], again], len(resolutions)
+
+    plain, memoized, resolutions = _client_calls(check)
+
+    assert memoized == plain
+    assert resolutions == 1
 
 
 def test_the_client_signs_with_the_fast_signer_where_botocore_chose_sigv4() -> None:

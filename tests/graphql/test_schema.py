@@ -314,3 +314,20 @@ def test_unparsable_document_is_a_parse_error(gateway: Gateway) -> None:
 
     assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
     assert "Syntax Error" in body["errors"][0]["message"]
+
+
+def test_a_remembered_not_found_says_what_aws_said(
+    gateway: Gateway, emulator: Emulator, key: tuple[str, str]
+) -> None:
+    variables = {"vc": key[0], "ps": key[1]}
+
+    answers = [gateway.graphql(NAME_QUERY, variables).json() for _ in range(2)]
+
+    for answer in answers:
+        assert answer["data"] == {"proxySession": None}
+        extensions = answer["errors"][0]["extensions"]
+        assert (extensions["code"], extensions["upstreamCode"]) == (
+            "NOT_FOUND",
+            "NotFoundException",
+        )
+    assert emulator.calls(*key) == 1

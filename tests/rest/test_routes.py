@@ -254,3 +254,16 @@ def test_a_hit_answers_exactly_like_the_route_does(
     assert hit.headers["content-length"] == miss.headers["content-length"]
     assert (slow_304.status_code, fast_304.status_code) == (304, 304)
     assert sorted(fast_304.headers.keys()) == sorted(slow_304.headers.keys())
+
+
+def test_a_remembered_not_found_says_what_aws_said(
+    gateway: Gateway, emulator: Emulator, key: tuple[str, str]
+) -> None:
+    first = gateway.get_session(*key)
+    remembered = gateway.get_session(*key)
+
+    assert (first.status_code, remembered.status_code) == (404, 404)
+    assert first.json()["upstreamCode"] == remembered.json()["upstreamCode"]
+    assert remembered.json()["upstreamCode"] == "NotFoundException"
+    assert remembered.headers["cache-status"].startswith("proxy-gateway; hit; ttl=")
+    assert emulator.calls(*key) == 1

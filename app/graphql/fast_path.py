@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 import orjson
-from cachetools import LRUCache
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.graphql.response_cache import ResponseCache, cache_key
@@ -32,8 +31,11 @@ class GraphQLFastPath:
         self.app = app
         self.state = state
         self.cache = cache
-        # Request bodies seen, to their response-cache key: a repeat is not parsed again.
-        self._keys: LRUCache[bytes, Hashable] = LRUCache(KEYS_BYTES, getsizeof=_body_and_key_size)
+        # Request bodies seen, to their response-cache key: a repeat is not parsed again. A
+        # plain dict, emptied when full: a lookup is one C call, and a body parsed again
+        # after a clear costs what a miss costs anyway.
+        self._keys: dict[bytes, Hashable] = {}
+        self._keys_bytes = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         service = self.state.service
@@ -62,7 +64,7 @@ class GraphQLFastPath:
             except orjson.JSONDecodeError:
                 key = None
             if key is not None:
-                self._keys[body] = key
+                self._remember(body, key)
         cached = None if key is None else self.cache.get(key, service)
         if cached is not None:
             scope["route"] = ROUTE
@@ -73,11 +75,20 @@ class GraphQLFastPath:
             return
         await self.app(scope, _replay(body, receive), send)
 
+    def _remember(self, body: bytes, key: Hashable) -> None:
+        """Keep `body`'s key, emptying the memo first when it would pass `KEYS_BYTES`."""
+        size = _body_and_key_size(body, key)
+        if self._keys_bytes + size > KEYS_BYTES:
+            self._keys.clear()
+            self._keys_bytes = 0
+        self._keys[body] = key
+        self._keys_bytes += size
 
-def _body_and_key_size(key: Hashable) -> float:
-    """About the bytes a remembered body and its key hold: the key's texts, twice."""
+
+def _body_and_key_size(body: bytes, key: Hashable) -> int:
+    """About the bytes a remembered body and its key hold: the body and the key's texts."""
     parts = key if isinstance(key, tuple) else (key,)
-    return 2 * sum(len(part) for part in parts if isinstance(part, str | bytes)) + 200
+    return len(body) + sum(len(part) for part in parts if isinstance(part, str | bytes)) + 200
 
 
 def _plain_json_request(scope: Scope) -> bool:

@@ -63,8 +63,11 @@ class ProxySessionService:
 
     def fresh_record(self, key: SessionKey) -> SessionRecord | None:
         """The record cached fresh for `key`, or None; nothing is counted."""
-        fresh = self._fresh(key)
-        return None if fresh is None else fresh[0]
+        entry = self._cache.get(key)
+        if entry is None or entry.fresh_until <= self._clock():
+            return None
+        record = entry.value
+        return None if isinstance(record, NotFound) else record
 
     def count_hit(self) -> None:
         """Count a hit served from a record obtained with `fresh_record`."""
@@ -75,24 +78,16 @@ class ProxySessionService:
 
         No await, no upstream: the fast path of every repeated request.
         """
-        entry = self._cache.get(key)  # _fresh, inlined: this runs on every hit
+        entry = self._cache.get(key)
         if entry is None:
             return None
         record = entry.value
         left = entry.fresh_until - self._clock()
         if left <= 0 or isinstance(record, NotFound):
             return None
-        ttl = int(left + 0.5)  # _seconds
+        ttl = int(left + 0.5)  # _seconds, inlined: this runs on every hit
         self._observer.cache_result("hit")
         return Lookup(record, "hit", ttl, _HITS.get(ttl) or _hit(ttl))
-
-    def _fresh(self, key: SessionKey) -> tuple[SessionRecord, int] | None:
-        """A fresh found record and its whole seconds of freshness left."""
-        entry = self._cache.get(key)
-        if entry is None or isinstance(entry.value, NotFound):
-            return None
-        left = entry.fresh_until - self._cache.timer()
-        return None if left <= 0 else (entry.value, _seconds(left))
 
     async def get(self, key: SessionKey, *, revalidate: bool = False) -> Lookup:
         """The session for `key`; `revalidate` skips a fresh entry (but still coalesces)."""

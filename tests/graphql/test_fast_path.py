@@ -12,7 +12,11 @@ import asyncio
 import orjson
 import pytest
 
-from app.graphql.fast_path import GraphQLFastPath
+from app.graphql.fast_path import KEYS_BYTES, GraphQLFastPath
+from app.graphql.response_cache import ResponseCache
+from app.http.state import AppState
+from app.observability.metrics import Metrics
+from app.settings import Settings
 from tests.conftest import NAME_QUERY, SAMPLE_SESSION
 from tests.support.differential import (
     Headers,
@@ -73,3 +77,19 @@ def test_strawberry_answers_as_the_fast_path_does(
     assert emulator.calls(*key) == 2 * calls_after_strawberry
     statuses = {r.status_code for r in strawberry}
     assert statuses == {200, 400, 415}
+
+
+def test_the_body_memo_stays_within_its_bound() -> None:
+    fast_path = GraphQLFastPath(_no_app, AppState(Settings(), Metrics()), ResponseCache())
+    body = b"x" * (KEYS_BYTES // 10)
+
+    for n in range(25):
+        fast_path._remember(body + b"%d" % n, ("query", b"", None))
+
+    held = sum(len(body) for body in fast_path._keys)
+    assert 0 < held <= KEYS_BYTES
+    assert body + b"24" in fast_path._keys  # the newest is always kept
+
+
+async def _no_app(scope: object, receive: object, send: object) -> None:
+    raise AssertionError("not called")

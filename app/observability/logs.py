@@ -105,8 +105,7 @@ class AccessLog:
                 f'"cache":{cache_json},"client":{client_json}}}\n'
             )
             return
-        fields = {
-            "message": message,
+        fields = {  # the record's own message is `message`: logging refuses it as an extra
             "request_id": request_id,
             "method": method,
             "route": route,

@@ -172,3 +172,14 @@ def test_probe_routes_are_labelled_by_template(gateway: Gateway, path: str) -> N
     routes = {s.labels.get("route") for s in _samples(gateway)}
 
     assert path in routes
+
+
+def test_an_unusual_method_still_gets_its_access_line(gateway: Gateway) -> None:
+    reply = gateway.client.request("PROPFIND", "/healthz", headers={"X-Request-ID": "odd-1"})
+
+    access = gateway.wait_for_records(lambda r: r.get("request_id") == "odd-1")
+    assert reply.status_code == 405
+    assert [(r["logger"], r["message"], r["method"]) for r in access] == [
+        ("app.access", "PROPFIND /healthz 405", "PROPFIND")
+    ]
+    assert not [line for line in gateway.settled_log_lines() if "Traceback" in line]

@@ -61,7 +61,7 @@ class Authenticator:
 
     async def authenticate(self, authorization: bytes | None) -> Refusal | None:
         """None when the header carries an accepted token, else the refusal (counted, logged)."""
-        if authorization in self._accepted:
+        if self.remembered(authorization):
             return None
         token = bearer_token(authorization)
         if token is None:

@@ -147,12 +147,16 @@ class Edge:
         authenticator = self.authenticator
         return (
             chunked is None
-            and (length is None or (length.isdigit() and int(length) <= self.max_body))
+            and (length is None or self._length_allowed(length))
             and self.inflight < self.max_inflight
             and path not in PROBE_PATHS
             and (self.cors is None or path != GRAPHQL_PATH)
             and (authenticator is None or authenticator.remembered(authorization))
         )
+
+    def _length_allowed(self, length: bytes) -> bool:
+        """Whether a declared `Content-Length` is a number within the body limit."""
+        return length.isdigit() and int(length) <= self.max_body
 
     async def _serve(
         self,
@@ -172,7 +176,7 @@ class Edge:
             overloaded = Overloaded("Too many requests in flight; retry shortly.")
             await send_error(send, scope["path"], overloaded, _CLOSE)
             return
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+        if length is not None and not self._length_allowed(length):
             await self._too_large(scope, send)
             return
         self.inflight += 1

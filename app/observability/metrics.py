@@ -127,9 +127,6 @@ class Metrics:
             registry=r,
         )
         self.build_info.labels(__version__, platform.python_version(), _version("botocore")).set(1)
-        self._cache_labels: dict[str, tuple[str]] = {
-            result: (result,) for result in get_args(CacheResult)
-        }
         for outcome in ("made", "budget_exhausted"):
             self.upstream_retries.labels(outcome)
         for reason in ("overloaded", "payload_too_large"):
@@ -163,7 +160,7 @@ class Metrics:
 
     def cache_result(self, result: CacheResult) -> None:
         """Record a cache verdict, and remember it for the request's access log line."""
-        self._cache_results.counts[self._cache_labels[result]] += 1  # every result is there
+        self._cache_results.counts[(result,)] += 1  # every result is counted from zero
         ctx = current.get()
         if ctx is not None:
             ctx.cache_results.append(result)

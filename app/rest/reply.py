@@ -62,9 +62,7 @@ def fresh_reply(
 ) -> SessionReply | None:
     """The answer from a fresh cached entry, without an await; None when the service must
     be asked (a miss, a stale or negative entry, or a request to revalidate)."""
-    if conditions is not NO_CONDITIONS and wants_revalidation(
-        conditions.cache_control, conditions.pragma
-    ):
+    if _revalidates(conditions):
         return None
     lookup = service.fresh_hit(key)
     return None if lookup is None else _reply(lookup, conditions)
@@ -77,10 +75,14 @@ async def session_reply(
 
     Raises the lookup's GatewayError; the caller renders it (app.http.errors).
     """
-    revalidate = conditions is not NO_CONDITIONS and wants_revalidation(
+    return _reply(await service.get(key, revalidate=_revalidates(conditions)), conditions)
+
+
+def _revalidates(conditions: Conditions) -> bool:
+    """Whether the request asks for a revalidation (`no-cache`, `max-age=0`, `Pragma`)."""
+    return conditions is not NO_CONDITIONS and wants_revalidation(
         conditions.cache_control, conditions.pragma
     )
-    return _reply(await service.get(key, revalidate=revalidate), conditions)
 
 
 def _reply(lookup: Lookup, conditions: Conditions) -> SessionReply:

@@ -64,10 +64,9 @@ class ProxySessionService:
     def fresh_record(self, key: SessionKey) -> SessionRecord | None:
         """The record cached fresh for `key`, or None; nothing is counted."""
         entry = self._cache.get(key)
-        if entry is None or entry.fresh_until <= self._clock():
+        if entry is None or not entry.fresh(self._clock()) or isinstance(entry.value, NotFound):
             return None
-        record = entry.value
-        return None if isinstance(record, NotFound) else record
+        return entry.value
 
     def count_hit(self) -> None:
         """Count a hit served from a record obtained with `fresh_record`."""
@@ -79,27 +78,29 @@ class ProxySessionService:
         No await, no upstream: the fast path of every repeated request.
         """
         entry = self._cache.get(key)
-        if entry is None:
-            return None
+        return None if entry is None else self._hit(entry)
+
+    def _hit(self, entry: Entry[CachedValue]) -> Lookup | None:
+        """The hit `entry` answers while it is fresh and found (counted), else None."""
         record = entry.value
         left = entry.fresh_until - self._clock()
         if left <= 0 or isinstance(record, NotFound):
             return None
-        ttl = int(left + 0.5)  # _seconds, inlined: this runs on every hit
+        ttl = _seconds(left)
         self._observer.cache_result("hit")
-        return Lookup(record, "hit", ttl, _HITS.get(ttl) or _hit(ttl))
+        return Lookup(record, "hit", ttl, _hit_outcome(ttl))
 
     async def get(self, key: SessionKey, *, revalidate: bool = False) -> Lookup:
         """The session for `key`; `revalidate` skips a fresh entry (but still coalesces)."""
-        if not revalidate and (hit := self.fresh_hit(key)) is not None:
-            return hit
         entry = self._cache.get(key)
-        if not revalidate:
-            now = self._cache.timer()
-            if entry is not None and entry.fresh(now) and isinstance(entry.value, NotFound):
+        if entry is not None and not revalidate:
+            if (hit := self._hit(entry)) is not None:
+                return hit
+            now = self._clock()
+            if entry.fresh(now) and isinstance(entry.value, NotFound):
                 self._observer.cache_result("negative")
                 remembered = NotFound(entry.value.detail, upstream_code=entry.value.upstream_code)
-                remembered.cache = _hit(_seconds(entry.ttl(now)))
+                remembered.cache = _hit_outcome(_seconds(entry.ttl(now)))
                 raise remembered
         task, leader = self._flights.join(key, lambda: self._fill(key))
         try:
@@ -161,7 +162,7 @@ MEMOIZED_HITS = 4096
 """Hit outcomes kept, one per distinct ttl (ttls are whole seconds up to the longest TTL)."""
 
 
-def _hit(ttl: int) -> CacheOutcome:
+def _hit_outcome(ttl: int) -> CacheOutcome:
     """The outcome of a fresh hit with `ttl` seconds left, made once per distinct ttl."""
     outcome = _HITS.get(ttl)
     if outcome is None:

@@ -221,13 +221,11 @@ def _one_slot(reports: _Reports) -> Upstream:
     return Upstream(settings, reports)
 
 
-async def _half_open_with_the_slot_held(
+async def _probe_waiting_for_the_held_slot(
     upstream: Upstream, emulator: Emulator, key: tuple[str, str]
-) -> asyncio.Task[object]:
-    """Open the breaker while a call let in before holds the one slot; that call's task.
-
-    The reset time has passed when this returns: the next call is the probe.
-    """
+) -> tuple[asyncio.Task[object], asyncio.Task[object]]:
+    """Open the breaker while a call let in before holds the one slot, then let a probe
+    through once the reset time has passed: it waits for that slot. Both calls' tasks."""
     emulator.fault(key[0], f"{key[1]}-trip", error="ServiceUnavailableException")
     emulator.fault(key[0], f"{key[1]}-hold", delay=1.5, error="NotFoundException")
     trip = asyncio.create_task(upstream.get_proxy_session((key[0], f"{key[1]}-trip")))
@@ -237,7 +235,11 @@ async def _half_open_with_the_slot_held(
     with pytest.raises(ServiceUnavailable):
         await trip
     await asyncio.sleep(0.1)  # the reset time; meanwhile `hold` takes the slot
-    return hold
+    probe: asyncio.Task[object] = asyncio.create_task(
+        upstream.get_proxy_session((key[0], f"{key[1]}-probe"))
+    )
+    await asyncio.sleep(0)  # let through as the probe, it waits for the slot
+    return hold, probe
 
 
 @pytest.mark.usefixtures("aws_environment")
@@ -249,9 +251,7 @@ def test_a_probe_cancelled_while_waiting_for_a_slot_lets_the_next_call_probe(
 
     async def run() -> str | None:
         async with _one_slot(reports) as upstream:
-            hold = await _half_open_with_the_slot_held(upstream, emulator, key)
-            probe = asyncio.create_task(upstream.get_proxy_session((key[0], f"{key[1]}-probe")))
-            await asyncio.sleep(0)  # let through as the probe, it waits for the slot
+            hold, probe = await _probe_waiting_for_the_held_slot(upstream, emulator, key)
             probe.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await probe
@@ -272,9 +272,7 @@ def test_cancelling_another_call_does_not_let_a_second_probe_out(
 
     async def run() -> None:
         async with _one_slot(reports) as upstream:
-            hold = await _half_open_with_the_slot_held(upstream, emulator, key)
-            probe = asyncio.create_task(upstream.get_proxy_session((key[0], f"{key[1]}-probe")))
-            await asyncio.sleep(0)  # let through as the probe, it waits for the slot
+            hold, probe = await _probe_waiting_for_the_held_slot(upstream, emulator, key)
             hold.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await hold

@@ -17,6 +17,9 @@ from app.main import create_app
 from app.observability import logs
 from app.settings import Settings
 
+# Settings whose values are never echoed: tokens, and a Redis URL that may hold a password.
+_SECRET_WORDS = ("TOKEN", "REDIS_URL", "PASSWORD")
+
 
 def _settings_or_exit() -> Settings:
     try:
@@ -28,7 +31,8 @@ def _settings_or_exit() -> Settings:
             raise SystemExit(2) from None
         field = str(first["loc"][0])
         name = field.upper() if field.isupper() else f"GATEWAY_{field.upper()}"
-        shown = "" if "TOKEN" in name else f"={first.get('input')!r}"
+        secret = any(word in name for word in _SECRET_WORDS)
+        shown = "" if secret else f"={first.get('input')!r}"
         print(f"invalid setting {name}{shown}: {first['msg']}", file=sys.stderr)
         raise SystemExit(2) from None
 

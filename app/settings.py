@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -18,6 +20,34 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+KEY_BYTES = 32
+
+
+def read_keys(path: Path) -> tuple[bytes, ...]:
+    """The base64 AES-256 keys in `path`, one a line (blank lines and `#` comments skipped).
+
+    Raises ValueError naming the bad line, without echoing what it holds.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError("file does not exist or is not readable") from exc
+    keys: list[bytes] = []
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            key = base64.b64decode(text, validate=True)
+        except binascii.Error:
+            key = b""
+        if len(key) != KEY_BYTES:
+            raise ValueError(f"line {number} is not a base64 256-bit key")
+        keys.append(key)
+    if not keys:
+        raise ValueError("holds no key")
+    return tuple(keys)
 
 
 class Settings(BaseSettings):
@@ -66,6 +96,13 @@ class Settings(BaseSettings):
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     mask_phone_numbers: Literal["none", "graphql", "all"] = "none"
     botocore_tuning: bool = True
+    stale_while_revalidate_seconds: Annotated[float, Field(ge=0)] = 0
+    upstream_rate_limit: Annotated[int, Field(ge=0, le=100_000)] = 0
+    redis_url: SecretStr | None = None
+    redis_password_file: Path | None = None
+    redis_key_prefix: Annotated[str, Field(max_length=64)] = "psgw:"
+    redis_timeout_seconds: PositiveFloat = 0.1
+    cache_encryption_key_file: Path | None = None
 
     aws_region: str | None = Field(
         default=None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
@@ -106,12 +143,45 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("auth_tokens_file")
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(REDIS_SCHEMES):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("cache_encryption_key_file")
+    @classmethod
+    def _key_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            read_keys(value)  # raises ValueError, naming the line, never echoing a key
+        return value
+
+    @field_validator("auth_tokens_file", "redis_password_file")
     @classmethod
     def _readable_file(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError("file does not exist or is not readable")
         return value
+
+    @property
+    def fleet(self) -> bool:
+        """Whether the shared layer (fleet mode) is on."""
+        return self.redis_url is not None
+
+    @cached_property
+    def encryption_keys(self) -> tuple[bytes, ...]:
+        """The shared layer's AES-256 keys, the one that encrypts first (none: stored plain)."""
+        if self.cache_encryption_key_file is None:
+            return ()
+        return read_keys(self.cache_encryption_key_file)
+
+    @cached_property
+    def redis_password(self) -> str | None:
+        """The shared layer's password from its file, if one is set."""
+        if self.redis_password_file is None:
+            return None
+        return self.redis_password_file.read_text(encoding="utf-8").strip() or None
 
     @cached_property
     def tokens(self) -> frozenset[str]:

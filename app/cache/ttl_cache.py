@@ -58,5 +58,9 @@ class TtlCache(Generic[K, V]):
         self._data[key] = entry
         return entry
 
+    def pop(self, key: K) -> None:
+        """Forget `key`, if it is held."""
+        self._data.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._data)

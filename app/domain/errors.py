@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from app.domain.outcome import CacheOutcome
+    from app.domain.outcome import Outcomes
 
 
 class GatewayError(Exception):
@@ -45,7 +45,7 @@ class GatewayError(Exception):
         self.detail = detail
         self.upstream_code = upstream_code
         # How the cache answered, when it answered with this error (a remembered NotFound).
-        self.cache: CacheOutcome | None = None
+        self.cache: Outcomes | None = None
 
 
 class BadUserInput(GatewayError):
@@ -214,3 +214,12 @@ def error_table() -> list[type[GatewayError]]:
 
     walk(GatewayError)
     return table
+
+
+def error_for_code(code: str | None, detail: str | None, upstream_code: str | None) -> GatewayError:
+    """The error of `code` (another replica's report of a call's failure), with its detail;
+    an unknown code becomes UPSTREAM_ERROR."""
+    cls = next((c for c in error_table() if c.code == code), UpstreamError)
+    error = cls(detail or cls.title)
+    error.upstream_code = upstream_code
+    return error

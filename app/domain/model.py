@@ -168,7 +168,33 @@ class SessionRecord:
     def render(cls, session: ProxySession) -> SessionRecord:
         """Serialize `session` to the REST body and derive its strong ETag."""
         body = orjson.dumps({"ProxySession": session.to_aws()})
-        return cls(session, body, f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"')
+        return cls(session, body, _etag(body))
+
+    @classmethod
+    def from_body(cls, body: bytes, key: SessionKey) -> SessionRecord:
+        """Read back a body `render` made for `key` (the shared cache stores bodies).
+
+        Raises ValueError when it is not one: not JSON, not a session, or another key's.
+        """
+        try:
+            member = orjson.loads(body)["ProxySession"]
+            for name in _TIMESTAMPS:
+                if name in member:
+                    member[name] = datetime.fromisoformat(member[name])
+            session = ProxySession.from_aws(member, key)
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError("not a rendered session") from exc
+        if (session.voice_connector_id, session.proxy_session_id) != key:
+            raise ValueError("a session of another key")
+        return cls(session, body, _etag(body))
+
+
+_TIMESTAMPS = ("CreatedTimestamp", "UpdatedTimestamp", "EndedTimestamp")
+
+
+def _etag(body: bytes) -> str:
+    """The strong ETag of a body: equal bodies, equal tags, on every replica."""
+    return f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
 
 
 def rfc3339(value: datetime | None) -> str | None:

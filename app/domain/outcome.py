@@ -39,3 +39,7 @@ class CacheOutcome:
     stored: bool = False
     collapsed: bool = False
     """The lookup joined a call already in flight for its key."""
+
+
+Outcomes = CacheOutcome | tuple[CacheOutcome, ...]
+"""One layer's outcome, or every layer's, closest to the origin first."""

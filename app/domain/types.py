@@ -7,7 +7,9 @@ from typing import Literal, Protocol
 SessionKey = tuple[str, str]
 """(voiceConnectorId, proxySessionId)."""
 
-CacheResult = Literal["hit", "miss", "stale", "coalesced", "negative", "revalidated"]
+CacheResult = Literal[
+    "hit", "miss", "stale", "coalesced", "negative", "revalidated", "stale_while_revalidate"
+]
 
 
 class CacheObserver(Protocol):

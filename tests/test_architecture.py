@@ -40,14 +40,14 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("app.auth",),
     ("app.observability",),
     ("app.service",),
-    ("app.cache", "app.upstream"),
+    ("app.cache", "app.upstream", "app.shared"),
     ("app.domain",),
     ("app.settings", "app.runtime", "app"),
 )
 """The house, top floor first: a module imports only from its own floor's package or below.
 
-Packages on one floor are neighbours that never import each other (the doors; the cache
-and the upstream client)."""
+Packages on one floor are neighbours that never import each other (the doors; the cache,
+the upstream client and the shared layer)."""
 
 
 def _module_name(path: Path) -> str:

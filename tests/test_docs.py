@@ -198,7 +198,7 @@ def _exposed(name: str, kind: str) -> str:
 
 def _families() -> dict[str, tuple[str, frozenset[str]]]:
     """Every family the gateway's registry exposes: its type and label names."""
-    registry = Metrics().registry
+    registry = Metrics(fleet=True).registry
     families: dict[str, tuple[str, frozenset[str]]] = {}
     # prometheus_client keeps label names on the collectors only, not on collected families.
     for collector in registry._collector_to_names:

@@ -13,6 +13,7 @@ from app import __version__
 from app.domain.types import CacheResult
 from app.observability.context import current
 from app.observability.request_series import CountedHistogram, CountedLabels
+from app.shared.guard import Operation, Outcome
 from app.upstream.breaker import BreakerState
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -21,7 +22,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 class Metrics:
     """The gateway's metrics, in a registry of their own rather than prometheus_client's default."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fleet: bool = False) -> None:
         # `_created` series double the scrape for no operational use. The switch is
         # prometheus_client's and process-wide: it applies to every registry in the process.
         disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -132,6 +133,30 @@ class Metrics:
         for reason in ("overloaded", "payload_too_large"):
             self.shed_requests.labels(reason)
         self.breaker_state.set(int(BreakerState.CLOSED))
+        if fleet:
+            self._register_fleet()
+
+    def _register_fleet(self) -> None:
+        """The shared layer's families: only in fleet mode, where they mean something."""
+        r = self.registry
+        self.shared_operations = Counter(
+            "gateway_shared_cache_operations",
+            "Shared-layer (Valkey/Redis) operations, by operation and outcome.",
+            ["operation", "outcome"],
+            registry=r,
+        )
+        self.shared_cache_up = Gauge(
+            "gateway_shared_cache_up",
+            "1 while the last shared-layer operation succeeded, else 0.",
+            registry=r,
+        )
+        self.rate_limited_calls = Counter(
+            "gateway_upstream_rate_limited",
+            "AWS calls refused because the fleet's rate limit left no slot in time.",
+            registry=r,
+        )
+        for operation in get_args(Operation):
+            self.shared_operations.labels(operation, "ok")
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Record one served HTTP request."""
@@ -164,6 +189,18 @@ class Metrics:
         ctx = current.get()
         if ctx is not None:
             ctx.cache_results.append(result)
+
+    def shared_operation(self, operation: Operation, outcome: Outcome) -> None:
+        """Count one shared-layer operation."""
+        self.shared_operations.labels(operation, outcome).inc()
+
+    def shared_up(self, up: bool) -> None:
+        """Whether the last shared-layer operation succeeded."""
+        self.shared_cache_up.set(1 if up else 0)
+
+    def upstream_rate_limited(self) -> None:
+        """Count an AWS call refused for want of quota."""
+        self.rate_limited_calls.inc()
 
     def cache_size(self, entries: int) -> None:
         """Record the cache's size."""

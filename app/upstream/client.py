@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, Protocol
 
 import aioboto3
 from aiobotocore.session import get_session
@@ -117,11 +117,21 @@ def backoff_seconds(attempt: int) -> float:
     return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
 
 
+class Permit(Protocol):
+    """Lets an AWS call go (the fleet's quota), or raises Throttled when none can in time."""
+
+    async def acquire(self, deadline: float) -> None:
+        """Wait for leave to call AWS, until `deadline` (event-loop time) at the latest."""
+
+
 class Upstream:
     """One long-lived `chime-sdk-voice` client and the policy around each call."""
 
-    def __init__(self, settings: Settings, observer: UpstreamObserver) -> None:
+    def __init__(
+        self, settings: Settings, observer: UpstreamObserver, permit: Permit | None = None
+    ) -> None:
         self._settings = settings
+        self._permit = permit
         self._observer = observer
         self._stack = AsyncExitStack()
         self._client: Any = None
@@ -236,6 +246,8 @@ class Upstream:
         self._budget.record_call()
         attempt = 1
         while True:
+            if self._permit is not None:  # the fleet's quota: each attempt is an AWS call
+                await self._permit.acquire(deadline)
             try:
                 return await self._attempt(key, deadline)
             except GatewayError as error:

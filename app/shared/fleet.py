@@ -1,0 +1,117 @@
+"""Builds the shared layer from the settings, and owns its connections for the process's life.
+
+One connection pool for commands (every operation limited to `GATEWAY_REDIS_TIMEOUT_SECONDS`,
+no retries: the guard decides) and one connection for the notices, which waits for messages
+without a time limit and is watched by health checks instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from app.domain.types import SessionKey
+from app.settings import Settings
+from app.shared.codec import Codec
+from app.shared.guard import Guard, SharedObserver
+from app.shared.keyring import Keyring
+from app.shared.layer import SharedLayer
+from app.shared.notices import Notices
+from app.shared.quota import FleetQuota, RateObserver
+
+log = logging.getLogger(__name__)
+
+MAX_CONNECTIONS = 128
+"""Command connections per process (beyond them an operation fails and counts as one)."""
+LEASE_MARGIN_SECONDS = 0.5
+"""A lease outlives the upstream deadline by this much: the holder writes what it got."""
+
+
+class FleetObserver(SharedObserver, RateObserver, Protocol):
+    """Everything the shared layer reports."""
+
+
+class Fleet:
+    """The shared layer (`layer`), the fleet's quota (`quota`, when a limit is set), and
+    their connections."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        observer: FleetObserver,
+        on_invalidate: Callable[[SessionKey], None],
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        if settings.redis_url is None:
+            raise ValueError("fleet mode needs GATEWAY_REDIS_URL")
+        url = settings.redis_url.get_secret_value()
+        self.replica = secrets.token_hex(6)
+        common: dict[str, Any] = {
+            "socket_connect_timeout": settings.redis_timeout_seconds,
+            "retry": Retry(NoBackoff(), 0),
+            "client_name": "proxy-session-gateway",
+        }
+        if settings.redis_password is not None:
+            common["password"] = settings.redis_password
+        self._commands = Redis.from_url(
+            url,
+            socket_timeout=settings.redis_timeout_seconds,
+            max_connections=MAX_CONNECTIONS,
+            **common,
+        )
+        self._listener = Redis.from_url(
+            url, socket_keepalive=True, health_check_interval=5, max_connections=4, **common
+        )
+        prefix = settings.redis_key_prefix
+        self.guard = Guard(settings.redis_timeout_seconds, observer)
+        keys = settings.encryption_keys
+        self.notices = Notices(
+            self._listener, prefix + "events", self.replica, self.guard, on_invalidate
+        )
+        self.layer = SharedLayer(
+            self._commands,
+            Codec(Keyring(keys) if keys else None),
+            self.guard,
+            self.notices,
+            prefix=prefix,
+            replica=self.replica,
+            lease_seconds=settings.upstream_timeout_seconds + LEASE_MARGIN_SECONDS,
+            wall=wall,
+        )
+        self.quota: FleetQuota | None = None
+        if settings.upstream_rate_limit:
+            self.quota = FleetQuota(
+                self._commands,
+                prefix,
+                self.replica,
+                settings.upstream_rate_limit,
+                self.guard,
+                observer,
+            )
+        if not keys:
+            log.warning(
+                "the shared cache layer stores sessions unencrypted: set "
+                "GATEWAY_CACHE_ENCRYPTION_KEY_FILE to encrypt them at rest"
+            )
+
+    def start(self) -> None:
+        """Start listening for notices (and the quota's heartbeat); no connection is needed
+        yet: a shared layer that is down at start is one that is down."""
+        self.notices.start()
+        if self.quota is not None:
+            self.quota.start()
+
+    async def close(self) -> None:
+        """Stop the background work and close the connections."""
+        await self.notices.close()
+        if self.quota is not None:
+            await self.quota.close()
+        for client in (self._commands, self._listener):
+            await client.aclose()

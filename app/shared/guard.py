@@ -1,0 +1,119 @@
+"""Every shared-layer operation goes through one guard: a time limit, a breaker, metrics and
+one WARNING per change of state. The shared layer is never needed to answer: a failure here
+is a `SharedDown` the caller turns into "as if there were no shared layer"."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Literal, Protocol, TypeVar
+
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+Operation = Literal["get", "set", "lease", "release", "publish", "subscribe", "quota", "heartbeat"]
+Outcome = Literal["ok", "error", "timeout", "skipped"]
+"""`skipped`: not tried, the breaker being open."""
+
+FAILURES_TO_OPEN = 3
+"""Consecutive failed operations that open the breaker."""
+OPEN_SECONDS = 5.0
+"""How long an open breaker skips operations before letting one try again."""
+
+
+class SharedObserver(Protocol):
+    """What the shared layer reports (the metrics registry implements it)."""
+
+    def shared_operation(self, operation: Operation, outcome: Outcome) -> None:
+        """Count one shared-layer operation."""
+
+    def shared_up(self, up: bool) -> None:
+        """Whether the last shared-layer operation succeeded."""
+
+
+class SharedDown(Exception):
+    """The shared layer did not answer (error, time limit, or the breaker open)."""
+
+
+class Guard:
+    """Runs operations within `timeout` seconds; after `FAILURES_TO_OPEN` failures in a row,
+    skips them for `OPEN_SECONDS`, then lets them try again."""
+
+    def __init__(
+        self,
+        timeout: float,
+        observer: SharedObserver,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.timeout = timeout
+        self._observer = observer
+        self._clock = clock
+        self._failures = 0
+        self._open_until = 0.0
+        self._up = True
+        observer.shared_up(True)
+
+    @property
+    def up(self) -> bool:
+        """Whether the last operation succeeded."""
+        return self._up
+
+    @property
+    def open(self) -> bool:
+        """Whether operations are being skipped."""
+        return self._failures >= FAILURES_TO_OPEN and self._clock() < self._open_until
+
+    async def run(self, operation: Operation, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()`'s result, or SharedDown when it fails, overruns or is skipped."""
+        if self.open:
+            self._observer.shared_operation(operation, "skipped")
+            raise SharedDown(operation)
+        try:
+            async with asyncio.timeout(self.timeout):
+                result = await call()
+        except TimeoutError as exc:
+            self.failed(operation, "timeout")
+            raise SharedDown(operation) from exc
+        except (RedisError, OSError) as exc:
+            self.failed(operation, "error", exc)
+            raise SharedDown(operation) from exc
+        self.succeeded(operation)
+        return result
+
+    def succeeded(self, operation: Operation) -> None:
+        """Record a success: the breaker closes, and the layer is up."""
+        self._observer.shared_operation(operation, "ok")
+        self._failures = 0
+        self._set_up(True, operation, None)
+
+    def failed(
+        self, operation: Operation, outcome: Outcome, error: BaseException | None = None
+    ) -> None:
+        """Record a failure; the last of `FAILURES_TO_OPEN` in a row opens the breaker."""
+        self._observer.shared_operation(operation, outcome)
+        self._failures += 1
+        if self._failures >= FAILURES_TO_OPEN:
+            self._open_until = self._clock() + OPEN_SECONDS
+        self._set_up(False, operation, error)
+
+    def _set_up(self, up: bool, operation: Operation, error: BaseException | None) -> None:
+        if up == self._up:
+            return
+        self._up = up
+        self._observer.shared_up(up)
+        if up:
+            log.warning("shared cache layer reachable again: sharing resumed")
+        else:
+            # The error's class only: a message may carry the server's address or password.
+            log.warning(
+                "shared cache layer unreachable: answering from this process and AWS",
+                extra={
+                    "operation": operation,
+                    "error": type(error).__name__ if error else "timeout",
+                },
+            )

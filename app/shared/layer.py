@@ -1,0 +1,217 @@
+"""The shared layer's read path: entries every replica reads, and one fetch per key for the
+whole fleet.
+
+`fetch` reads the shared entry; when none is fresh, the replica that takes the key's lease
+(`SET NX PX`, bounded by the upstream deadline) calls the origin and writes what it got
+(found or NotFound) for the others, who wait for its notice (or poll, should the notice be
+lost) and read it. A waiter takes over when the lease goes without a fill (its holder
+died). Whenever the shared layer does not answer, the replica goes on as if it were alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from app.domain.errors import GatewayError, error_for_code
+from app.domain.outcome import CacheOutcome, Forward
+from app.domain.types import SessionKey
+from app.shared.codec import Codec, SharedEntry
+from app.shared.guard import Guard, SharedDown
+from app.shared.notices import Notice, Notices
+
+log = logging.getLogger(__name__)
+
+Origin = Callable[[], Awaitable[SharedEntry]]
+"""The upstream call, as an entry to share (a NotFound is an entry); faults raise."""
+
+POLL_SECONDS = 0.25
+"""A waiter reads the entry this often should a notice not come (a lost message)."""
+
+# Delete the lease only if this replica still holds it.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """What a fetch got, and how the shared layer answered for it."""
+
+    entry: SharedEntry
+    outcome: CacheOutcome
+
+
+class SharedLayer:
+    """Entries under `{prefix}s:…`, leases under `{prefix}l:…`, notices on `{prefix}events`."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        codec: Codec,
+        guard: Guard,
+        notices: Notices,
+        *,
+        prefix: str,
+        replica: str,
+        lease_seconds: float,
+        wall: Callable[[], float],
+    ) -> None:
+        self._redis = redis
+        self._codec = codec
+        self._guard = guard
+        self._notices = notices
+        self._prefix = prefix
+        self._replica = replica
+        self._lease_ms = max(1, int(lease_seconds * 1000))
+        self._wall = wall
+        self._release = redis.register_script(_RELEASE)
+
+    @property
+    def channel(self) -> str:
+        """The pub/sub channel of the notices."""
+        return self._prefix + "events"
+
+    def _name(self, kind: str, key: SessionKey) -> bytes:
+        vc, ps = key
+        return f"{self._prefix}{kind}:{len(vc)}:{vc}:{ps}".encode()
+
+    async def read(self, key: SessionKey) -> SharedEntry | None:
+        """The shared entry for `key`, fresh or stale; None when there is none, it cannot be
+        read back, or the shared layer does not answer."""
+        name = self._name("s", key)
+        try:
+            stored = await self._guard.run("get", lambda: self._redis.get(name))
+        except SharedDown:
+            return None
+        if not isinstance(stored, bytes):
+            return None
+        entry = self._codec.decode(stored, name, key)
+        if entry is None:
+            log.warning("unreadable shared cache entry ignored (read as a miss)")
+        return entry
+
+    async def fetch(self, key: SessionKey, origin: Origin, *, revalidate: bool) -> Fetched:
+        """A fresh entry for `key`: the shared one, or one upstream call for the fleet."""
+        forward: Forward = "request"
+        if not revalidate:
+            entry = await self.read(key)
+            if entry is not None and entry.fresh(self._wall()):
+                return Fetched(entry, _shared_hit(entry, self._wall()))
+            forward = "miss" if entry is None else "stale"
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._lease_ms / 1000
+        while True:
+            waiter = self._notices.waiter(key)
+            try:
+                token = await self._take_lease(key)
+                if token is not None:
+                    return await self._lead(key, origin, token, forward, revalidate)
+                notice = await self._await_fill(waiter, give_up)
+            except SharedDown:
+                return await self._alone(key, origin, forward)
+            finally:
+                self._notices.forget(key, waiter)
+            if notice is not None and notice.kind == "fail":
+                raise error_for_code(notice.code, notice.detail, notice.upstream_code)
+            entry = await self.read(key)
+            fresh = entry is not None and entry.fresh(self._wall())
+            if entry is not None and fresh and (not revalidate or notice is not None):
+                return Fetched(entry, _collapsed(forward))
+            if loop.time() >= give_up:
+                return await self._alone(key, origin, forward)
+            # No fill came and the lease is gone (its holder died, or it failed quietly):
+            # take it over on the next turn.
+
+    async def stale(self, key: SessionKey) -> SharedEntry | None:
+        """A found entry for `key` still within its stale window, for stale-if-error."""
+        entry = await self.read(key)
+        if entry is None or isinstance(entry.value, GatewayError):
+            return None
+        return entry if self._wall() < entry.keep_until else None
+
+    async def _take_lease(self, key: SessionKey) -> str | None:
+        token = secrets.token_hex(8)
+        name = self._name("l", key)
+        taken = await self._guard.run(
+            "lease", lambda: self._redis.set(name, token, nx=True, px=self._lease_ms)
+        )
+        return token if taken else None
+
+    async def _await_fill(self, waiter: asyncio.Future[Notice], give_up: float) -> Notice | None:
+        """The notice about the key, or None after a poll interval without one."""
+        left = give_up - asyncio.get_running_loop().time()
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), max(0.0, min(POLL_SECONDS, left)))
+        except TimeoutError:
+            return None
+
+    async def _lead(
+        self, key: SessionKey, origin: Origin, token: str, forward: Forward, revalidate: bool
+    ) -> Fetched:
+        """Holding the lease: call the origin, share what it said, tell the others."""
+        try:
+            try:
+                entry = await origin()
+            except GatewayError as error:
+                await self._publish(
+                    Notice(
+                        "fail", key, self._replica, error.code, error.detail, error.upstream_code
+                    )
+                )
+                raise
+            stored = await self.write(key, entry)
+            await self._publish(Notice("inv" if revalidate else "fill", key, self._replica))
+        finally:
+            await self._release_lease(key, token)
+        return Fetched(entry, _fetched(forward, stored))
+
+    async def _alone(self, key: SessionKey, origin: Origin, forward: Forward) -> Fetched:
+        """The shared layer is not answering: call the origin as a lone replica would."""
+        entry = await origin()
+        return Fetched(entry, _fetched(forward, stored=False))
+
+    async def write(self, key: SessionKey, entry: SharedEntry) -> bool:
+        """Store `entry` until it may no longer answer; whether the shared layer took it."""
+        name = self._name("s", key)
+        expires_ms = int(entry.keep_until * 1000)
+        data = self._codec.encode(entry, name)
+        try:
+            await self._guard.run("set", lambda: self._redis.set(name, data, pxat=expires_ms))
+        except SharedDown:
+            return False
+        return True
+
+    async def _publish(self, notice: Notice) -> None:
+        self._notices.deliver(notice)  # this replica's own waiters
+        # Should it not go out, the others poll, or take the lease over once it lapses.
+        with contextlib.suppress(SharedDown):
+            await self._guard.run(
+                "publish", lambda: self._redis.publish(self.channel, notice.encode())
+            )
+
+    async def _release_lease(self, key: SessionKey, token: str) -> None:
+        name = self._name("l", key)
+        with contextlib.suppress(SharedDown):  # else it lapses by itself
+            await self._guard.run("release", lambda: self._release(keys=[name], args=[token]))
+
+
+def _shared_hit(entry: SharedEntry, now: float) -> CacheOutcome:
+    return CacheOutcome("shared", hit=True, ttl=int(entry.fresh_until - now + 0.5))
+
+
+def _collapsed(forward: Forward) -> CacheOutcome:
+    return CacheOutcome("shared", forward=forward, collapsed=True)
+
+
+def _fetched(forward: Forward, stored: bool) -> CacheOutcome:
+    return CacheOutcome("shared", forward=forward, fetched=True, stored=stored)

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import __version__, ops
 from app.auth import build_authenticator
+from app.domain.types import SessionKey
 from app.graphql.fast_path import GraphQLFastPath
 from app.graphql.response_cache import ResponseCache
 from app.graphql.schema import build_router
@@ -26,6 +27,7 @@ from app.rest.fast_path import RestFastPath
 from app.rest.routes import router as rest_router
 from app.service.sessions import ProxySessionService
 from app.settings import Settings
+from app.shared.fleet import Fleet
 from app.upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -39,14 +41,19 @@ DESCRIPTION = (
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the gateway; long-lived clients are created in the lifespan, not here."""
     settings = settings or Settings()
-    state = AppState(settings=settings, metrics=Metrics())
+    state = AppState(settings=settings, metrics=Metrics(fleet=settings.fleet))
     authenticator = build_authenticator(settings, state.metrics)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        upstream = Upstream(settings, state.metrics)
+        fleet = _fleet(settings, state)
+        upstream = Upstream(settings, state.metrics, fleet.quota if fleet else None)
         await upstream.start()
-        state.service = ProxySessionService(settings, upstream, state.metrics)
+        state.service = ProxySessionService(
+            settings, upstream, state.metrics, shared=fleet.layer if fleet else None
+        )
+        if fleet is not None:
+            fleet.start()
         if authenticator is not None:
             await authenticator.start()
         state.lifecycle.started = True
@@ -62,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if authenticator is not None:
                 await authenticator.close()
             await upstream.close()
+            if fleet is not None:
+                await fleet.close()
             log.info("gateway stopped")
             logs.flush()
 
@@ -100,6 +109,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _fleet(settings: Settings, state: AppState) -> Fleet | None:
+    """The shared layer, in fleet mode (`GATEWAY_REDIS_URL`); None when the gateway is alone."""
+    if not settings.fleet:
+        if settings.upstream_rate_limit:
+            log.warning(
+                "GATEWAY_UPSTREAM_RATE_LIMIT needs the shared layer (GATEWAY_REDIS_URL): ignored"
+            )
+        return None
+
+    def invalidate(key: SessionKey) -> None:
+        if state.service is not None:
+            state.service.invalidate(key)
+
+    return Fleet(settings, state.metrics, invalidate)
 
 
 class GatewayApp(FastAPI):

@@ -110,7 +110,8 @@ def _validators(lookup: Lookup) -> RawHeaders:
 def _full_headers(lookup: Lookup) -> RawHeaders:
     """A 200's headers, made once per body, ttl and outcome (a hit's repeat for a second)."""
     outcome = lookup.outcome
-    if outcome.fault is not None:  # a stale answer: rare, and its error is no key
+    # A stale answer (its error is no key) or one through the shared layer: rarer than hits.
+    if not isinstance(outcome, CacheOutcome) or outcome.fault is not None:
         return _with_body(lookup)
     memo = (lookup.record.etag, lookup.ttl, outcome)
     headers = _headers_made.get(memo)

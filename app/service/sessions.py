@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
@@ -11,9 +12,11 @@ from app.cache.singleflight import SingleFlight
 from app.cache.ttl_cache import Entry, TtlCache
 from app.domain.errors import GatewayError, NotFound, UpstreamFault
 from app.domain.model import ProxySession, SessionRecord
-from app.domain.outcome import CacheOutcome, Forward
+from app.domain.outcome import CacheOutcome, Forward, Outcomes
 from app.domain.types import CacheObserver, CacheResult, SessionKey
 from app.settings import Settings
+from app.shared.codec import SharedEntry
+from app.shared.layer import SharedLayer
 
 CachedValue = SessionRecord | NotFound
 """A found session, or a remembered NotFound (negative entry)."""
@@ -38,11 +41,23 @@ class Lookup(NamedTuple):
     record: SessionRecord
     result: CacheResult
     ttl: int
-    outcome: CacheOutcome
+    outcome: Outcomes
+
+
+class Filled(NamedTuple):
+    """What a flight got: the record, its seconds of freshness, the shared layer's outcome."""
+
+    record: SessionRecord
+    fresh_for: float
+    shared: CacheOutcome | None
 
 
 class ProxySessionService:
-    """Answers `get` from the cache, or from one coalesced upstream call per key."""
+    """Answers `get` from the cache, or from one coalesced upstream call per key.
+
+    In fleet mode (`shared` given) a miss here asks the shared layer, which makes one
+    upstream call for the whole fleet.
+    """
 
     def __init__(
         self,
@@ -50,6 +65,9 @@ class ProxySessionService:
         source: SessionSource,
         observer: CacheObserver,
         clock: Clock = time.monotonic,
+        *,
+        shared: SharedLayer | None = None,
+        wall: Clock = time.time,
     ) -> None:
         self._settings = settings
         self._source = source
@@ -57,9 +75,18 @@ class ProxySessionService:
         self._cache: TtlCache[SessionKey, CachedValue] = TtlCache(
             settings.cache_max_entries, timer=clock
         )
-        self._flights: SingleFlight[SessionKey, SessionRecord] = SingleFlight()
+        self._flights: SingleFlight[SessionKey, Filled] = SingleFlight()
         self._mask_all = settings.mask_phone_numbers == "all"
         self._clock = clock
+        self._wall = wall
+        self._shared = shared
+        self._swr = settings.stale_while_revalidate_seconds
+        # How long past its freshness an entry is kept: for stale-if-error and for SWR.
+        self._keep = max(settings.stale_if_error_seconds, self._swr)
+
+    def invalidate(self, key: SessionKey) -> None:
+        """Drop this process's copy of `key` (another replica revalidated it)."""
+        self._cache.pop(key)
 
     def fresh_record(self, key: SessionKey) -> SessionRecord | None:
         """The record cached fresh for `key`, or None; nothing is counted."""
@@ -75,7 +102,7 @@ class ProxySessionService:
     def fresh_hit(self, key: SessionKey) -> Lookup | None:
         """The session for `key` if the cache holds it fresh, counted as a hit; else None.
 
-        No await, no upstream: the fast path of every repeated request.
+        No await, no upstream, no shared layer: the fast path of every repeated request.
         """
         entry = self._cache.get(key)
         return None if entry is None else self._hit(entry)
@@ -102,11 +129,13 @@ class ProxySessionService:
                 remembered = NotFound(entry.value.detail, upstream_code=entry.value.upstream_code)
                 remembered.cache = _hit_outcome(_seconds(entry.ttl(now)))
                 raise remembered
-        task, leader = self._flights.join(key, lambda: self._fill(key))
+            if (early := self._while_revalidating(key, entry, now)) is not None:
+                return early
+        task, leader = self._flights.join(key, lambda: self._fill(key, revalidate=revalidate))
         try:
-            record = await _shielded(task)
+            filled = await _shielded(task)
         except UpstreamFault as fault:
-            stale = self._stale_entry(key)
+            stale = await self._stale_record(key)
             if stale is None:
                 self._observer.cache_result("miss" if leader else "coalesced")
                 raise
@@ -115,43 +144,97 @@ class ProxySessionService:
         except GatewayError:
             self._observer.cache_result("miss" if leader else "coalesced")
             raise
-        ttl = _seconds(self._ttl_for(record))
+        record = filled.record
+        ttl = _seconds(filled.fresh_for)
         forward: Forward = "request" if revalidate else ("stale" if entry is not None else "miss")
         if not leader:
             self._observer.cache_result("coalesced")
-            return Lookup(record, "coalesced", ttl, _COLLAPSED[forward])
+            return Lookup(record, "coalesced", ttl, _layers(filled, _COLLAPSED[forward]))
         result: CacheResult = "revalidated" if entry is not None or revalidate else "miss"
         self._observer.cache_result(result)
-        return Lookup(record, result, ttl, _STORED[forward])
+        return Lookup(record, result, ttl, _layers(filled, _STORED[forward]))
 
-    async def _fill(self, key: SessionKey) -> SessionRecord:
-        """The flight's work: one upstream call, then the cache filled by the flight itself."""
+    def _while_revalidating(
+        self, key: SessionKey, entry: Entry[CachedValue], now: float
+    ) -> Lookup | None:
+        """Within the stale-while-revalidate window, the old record at once, with one
+        background refresh of `key` started (or already running); else None."""
+        record = entry.value
+        stale_for = now - entry.fresh_until
+        if isinstance(record, NotFound) or not 0 <= stale_for < self._swr:
+            return None
+        self._flights.join(key, lambda: self._fill(key, revalidate=False))
+        self._observer.cache_result("stale_while_revalidate")
+        ttl = -math.ceil(stale_for)
+        return Lookup(record, "stale_while_revalidate", ttl, _hit_outcome(ttl))
+
+    async def _fill(self, key: SessionKey, *, revalidate: bool) -> Filled:
+        """The flight's work: the entry from upstream (through the shared layer in fleet
+        mode), then this process's cache filled by the flight itself."""
+        if self._shared is None:
+            entry, shared = await self._from_upstream(key), None
+        else:
+            fetched = await self._shared.fetch(
+                key, lambda: self._from_upstream(key), revalidate=revalidate
+            )
+            entry, shared = fetched.entry, fetched.outcome
+        fresh_for = self._keep_locally(key, entry)
+        value = entry.value
+        if isinstance(value, NotFound):
+            # A fresh error, not the stored one: a raised error drags its traceback along.
+            error = NotFound(value.detail, upstream_code=value.upstream_code)
+            if shared is not None and shared.hit:
+                error.cache = (shared, _STORED["miss"])
+            raise error
+        return Filled(value, fresh_for, shared)
+
+    async def _from_upstream(self, key: SessionKey) -> SharedEntry:
+        """One upstream call, as an entry with its freshness in wall-clock time."""
         try:
             session = await self._source.get_proxy_session(key)
         except NotFound as error:
+            now = self._wall()
             # A fresh error, not the raised one: that one drags its traceback (botocore's
             # frames, the reply) and its cause along for as long as the entry lives.
             remembered = NotFound(error.detail, upstream_code=error.upstream_code)
-            self._cache.put(key, remembered, self._settings.negative_cache_ttl_seconds)
-            self._observer.cache_size(len(self._cache))
-            raise
+            ttl = self._settings.negative_cache_ttl_seconds
+            return SharedEntry(remembered, now + ttl, now + ttl)
         if self._mask_all:
             session = session.masked()
         record = SessionRecord.render(session)
-        self._cache.put(key, record, self._ttl_for(record), self._settings.stale_if_error_seconds)
+        ttl, now = self._ttl_for(record), self._wall()
+        return SharedEntry(record, now + ttl, now + ttl + self._keep)
+
+    def _keep_locally(self, key: SessionKey, entry: SharedEntry) -> float:
+        """Put `entry` in this process's cache with what is left of it; its freshness left."""
+        # To the millisecond: what passed since the entry was made is not worth less.
+        fresh_for = round(entry.fresh_until - self._wall(), 3)
+        self._cache.put(key, entry.value, fresh_for, max(0.0, entry.keep_until - entry.fresh_until))
         self._observer.cache_size(len(self._cache))
-        return record
+        return fresh_for
 
     def _ttl_for(self, record: SessionRecord) -> float:
         if record.session.closed:
             return self._settings.closed_cache_ttl_seconds
         return self._settings.cache_ttl_seconds
 
-    def _stale_entry(self, key: SessionKey) -> SessionRecord | None:
+    async def _stale_record(self, key: SessionKey) -> SessionRecord | None:
+        """A found record past its freshness that may still answer: this process's, else
+        (fleet mode) the shared layer's."""
         entry: Entry[CachedValue] | None = self._cache.get(key)
-        if entry is None or isinstance(entry.value, NotFound):
+        if entry is not None and not isinstance(entry.value, NotFound):
+            return entry.value
+        if self._shared is None:
             return None
-        return entry.value
+        shared = await self._shared.stale(key)
+        if shared is None or isinstance(shared.value, NotFound):
+            return None
+        return shared.value
+
+
+def _layers(filled: Filled, local: CacheOutcome) -> Outcomes:
+    """The outcomes to show: the shared layer's (fleet mode), then this process's."""
+    return local if filled.shared is None else (filled.shared, local)
 
 
 _FORWARDS: tuple[Forward, ...] = ("miss", "stale", "request")
@@ -172,7 +255,7 @@ def _hit_outcome(ttl: int) -> CacheOutcome:
     return outcome
 
 
-async def _shielded(task: asyncio.Task[SessionRecord]) -> SessionRecord:
+async def _shielded(task: asyncio.Task[Filled]) -> Filled:
     return await asyncio.shield(task)
 
 

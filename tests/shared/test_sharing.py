@@ -1,0 +1,84 @@
+"""Replicas share one cache and one single flight: counted at the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from tests.shared.conftest import Fleet
+from tests.support.servers import Emulator, _q
+
+STATUS = "cache-status"
+
+
+def _path(key: tuple[str, str]) -> str:
+    return f"/v1/voice-connectors/{_q(key[0])}/proxy-sessions/{_q(key[1])}"
+
+
+async def _stampede(fleet: Fleet, key: tuple[str, str], each: int) -> list[httpx.Response]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        requests = [
+            client.get(gateway.url + _path(key)) for gateway in fleet for _ in range(each)
+        ]
+        return list(await asyncio.gather(*requests))
+
+
+def test_a_stampede_across_replicas_makes_one_upstream_call(
+    fleet: Fleet, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    emulator.fault(*seeded, delay=0.5)
+
+    replies = asyncio.run(_stampede(fleet, seeded, each=40))
+
+    assert [reply.status_code for reply in replies] == [200] * len(replies)
+    assert len({reply.content for reply in replies}) == 1
+    assert emulator.calls(*seeded) == 1
+
+
+def test_a_replica_reads_what_another_fetched(
+    fleet: Fleet, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    first = fleet[0].get_session(*seeded)
+    second = fleet[1].get_session(*seeded)
+
+    assert first.headers[STATUS] == (
+        "proxy-gateway-shared; fwd=miss; fwd-status=200; stored, "
+        "proxy-gateway; fwd=miss; fwd-status=200; stored"
+    )
+    assert second.status_code == 200
+    assert second.content == first.content
+    assert second.headers["etag"] == first.headers["etag"]
+    assert second.headers[STATUS].startswith("proxy-gateway-shared; hit; ttl=")
+    assert second.headers[STATUS].endswith(", proxy-gateway; fwd=miss; fwd-status=200; stored")
+    assert fleet[1].get_session(*seeded).headers[STATUS].startswith("proxy-gateway; hit;")
+    assert emulator.calls(*seeded) == 1
+
+
+def test_a_not_found_is_shared(fleet: Fleet, emulator: Emulator, key: tuple[str, str]) -> None:
+    replies = [gateway.get_session(*key) for gateway in fleet]
+
+    assert [reply.status_code for reply in replies] == [404] * len(fleet)
+    answers = [(reply.json()["code"], reply.json().get("upstreamCode")) for reply in replies]
+    assert answers == [("NOT_FOUND", "NotFoundException")] * len(fleet)
+    assert emulator.calls(*key) == 1
+
+
+def test_a_revalidation_reaches_every_replica(
+    fleet: Fleet, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    for gateway in fleet:
+        gateway.get_session(*seeded).raise_for_status()
+    emulator.seed(*seeded, {"Name": "renamed", "Status": "Open"})
+
+    revalidated = fleet[0].get_session(*seeded, headers={"Cache-Control": "no-cache"})
+    assert revalidated.json()["ProxySession"]["Name"] == "renamed"
+
+    for gateway in fleet[1:]:
+        for _ in range(50):  # within a second
+            name = gateway.get_session(*seeded).json()["ProxySession"]["Name"]
+            if name == "renamed":
+                break
+            asyncio.run(asyncio.sleep(0.02))
+        assert name == "renamed", gateway.url
+    assert emulator.calls(*seeded) == 2

@@ -8,7 +8,7 @@ CHECKOV_VENV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench openapi clean
+.PHONY: help install run test lint bench openapi clean redis-server
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,7 +28,7 @@ install: $(STAMP) $(CHECKOV_STAMP) ## create .venv (and .venv/checkov) from the 
 run: $(STAMP) ## start the emulator with sample data and the gateway on 127.0.0.1:8080
 	$(BIN)/python -m scripts.run_local
 
-test: lint $(CHECKOV_STAMP) ## run lint, then the whole test suite
+test: lint $(CHECKOV_STAMP) redis-server ## run lint, then the whole test suite
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff and mypy --strict
@@ -42,6 +42,10 @@ bench: $(STAMP) ## measure the gateway against its ceilings (~3 min; BENCH_ARGS=
 
 openapi: $(STAMP) ## regenerate openapi.json and schema.graphql
 	$(BIN)/python -m app.export
+
+# Fleet mode's tests and `make run-fleet` need a real Redis; Debian's package is Redis 7.
+redis-server:
+	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage

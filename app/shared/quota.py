@@ -27,6 +27,8 @@ from app.shared.guard import Guard, SharedDown
 log = logging.getLogger(__name__)
 
 WINDOW_MS = 1000
+CALL_RESERVE_SECONDS = 0.25
+"""A slot must leave the call this much of its deadline: a later one is refused at once."""
 HEARTBEAT_SECONDS = 5.0
 """How often a replica says it is alive (replicas unseen for 3 beats are not counted)."""
 
@@ -80,6 +82,8 @@ class LocalWindow:
 
     def take(self, limit: int, longest_wait: float) -> float | None:
         """Seconds to wait for a slot taken now, or None when none comes within `longest_wait`."""
+        if longest_wait < 0:
+            return None
         now = self._clock()
         slots = self._slots
         while slots and slots[0] <= now - WINDOW_MS / 1000:
@@ -136,9 +140,10 @@ class FleetQuota:
         return max(1, self.limit // max(1, self.replicas_seen))
 
     async def acquire(self, deadline: float) -> None:
-        """Wait for a slot; raise Throttled when none comes before `deadline` (loop time)."""
+        """Wait for a slot; raise Throttled when none comes in time for a call to be made
+        before `deadline` (loop time)."""
         loop = asyncio.get_running_loop()
-        longest = deadline - loop.time()
+        longest = deadline - loop.time() - CALL_RESERVE_SECONDS
         member = f"{self._replica}:{next(self._sequence)}"
         try:
             waited_ms = await self._guard.run(

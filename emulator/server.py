@@ -171,6 +171,7 @@ class Emulator:
                         "max_inflight": store.max_inflight,
                         "keys": keys,
                         "rejected": store.rejected,
+                        "times": list(store.call_times),
                     }
                 )
             case "GET", ["calls", raw_vc, raw_ps]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections import deque
 from pathlib import Path
 
 from emulator.faults import FaultTable, Key
@@ -10,6 +12,7 @@ from emulator.faults import FaultTable, Key
 MAX_SESSIONS = 100_000
 MAX_FAULTS = 10_000
 MAX_COUNTED_KEYS = 100_000
+MAX_CALL_TIMES = 10_000
 
 
 class StoreFullError(Exception):
@@ -54,6 +57,8 @@ class Store:
         self.faults = FaultTable(MAX_FAULTS)
         self.calls_total = 0
         self.calls: dict[Key, int] = {}
+        # When the latest calls arrived (Unix time): shows a rate limit held.
+        self.call_times: deque[float] = deque(maxlen=MAX_CALL_TIMES)
         # Requests refused on authentication, by AWS error code (a handful of codes).
         self.rejected: dict[str, int] = {}
         # Faulted requests held at once (a delay holds them): shows the gateway's concurrency.
@@ -67,6 +72,7 @@ class Store:
         self.faults.clear()
         self.calls_total = 0
         self.calls.clear()
+        self.call_times.clear()
         self.rejected.clear()
         self.max_inflight = 0
 
@@ -83,6 +89,7 @@ class Store:
     def count(self, key: Key) -> None:
         """Record one GetProxySession request for a key."""
         self.calls_total += 1
+        self.call_times.append(time.time())
         calls = self.calls
         count = calls.get(key)
         if count is not None:

@@ -76,6 +76,11 @@ class Emulator:
         total: int = self.admin.get("/calls").json()["total"]
         return total
 
+    def call_times(self) -> list[float]:
+        """When the latest GetProxySession requests arrived (Unix time, oldest first)."""
+        times: list[float] = self.admin.get("/calls").json()["times"]
+        return times
+
     def rejected(self, code: str) -> int:
         """Requests refused on authentication with this AWS error code."""
         counts: dict[str, int] = self.admin.get("/calls").json()["rejected"]

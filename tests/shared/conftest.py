@@ -31,11 +31,10 @@ def fleet_factory(gateway_factory: Any, redis_server: RedisServer) -> FleetFacto
     """
 
     def factory(replicas: int = 3, *, name: str = "fleet", **settings: Any) -> Fleet:
-        shared = {
-            "redis_url": redis_server.url,
-            "redis_key_prefix": f"{name}-{uuid.uuid5(uuid.NAMESPACE_OID, repr(sorted(settings.items()))).hex[:8]}:",
-            **settings,
-        }
+        # One prefix per fleet: fleets on the one server must not read each other's keys.
+        digest = uuid.uuid5(uuid.NAMESPACE_OID, repr(sorted(settings.items()))).hex[:8]
+        shared = {"redis_url": redis_server.url, "redis_key_prefix": f"{name}-{digest}:"}
+        shared.update(settings)
         # GATEWAY_REPLICA is no setting: it only makes each replica a gateway of its own.
         return [gateway_factory(replica=n, **shared) for n in range(replicas)]
 

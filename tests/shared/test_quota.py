@@ -1,0 +1,82 @@
+"""The fleet's AWS quota: every replica's calls together stay within the limit in any
+one-second window; a call that cannot get a slot in time is answered 429 THROTTLED."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import httpx
+
+from app.shared.quota import LocalWindow
+from tests.shared.conftest import FleetFactory
+from tests.support.clock import Clock
+from tests.support.servers import Emulator, _q
+
+LIMIT = 4
+# Calls reach the emulator a few milliseconds after their slot: a window a little shorter
+# than a second keeps that jitter from counting against the gateway.
+WINDOW = 0.9
+
+
+def _busiest_window(times: list[float]) -> int:
+    times = sorted(times)
+    return max(
+        (sum(1 for later in times[i:] if later < start + WINDOW) for i, start in enumerate(times)),
+        default=0,
+    )
+
+
+async def _burst(urls: list[str]) -> list[httpx.Response]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        return list(await asyncio.gather(*(client.get(url) for url in urls)))
+
+
+def test_the_fleet_stays_within_its_rate_limit(
+    fleet_factory: FleetFactory, emulator: Emulator
+) -> None:
+    fleet = fleet_factory(2, name="quota", upstream_rate_limit=LIMIT, upstream_timeout_seconds=2)
+    for gateway in fleet:  # open each replica's connection to AWS: a first call is slower
+        gateway.get_session("vc-warm", uuid.uuid4().hex)
+    time.sleep(1.0)  # and let those calls leave the window
+    started = time.time()
+    vc = f"vc-{uuid.uuid4().hex[:8]}"
+    urls = [
+        f"{fleet[n % 2].url}/v1/voice-connectors/{vc}/proxy-sessions/{_q(f'ps-{n}')}"
+        for n in range(24)
+    ]
+
+    replies = asyncio.run(_burst(urls))
+
+    statuses = sorted(reply.status_code for reply in replies)
+    assert set(statuses) == {404, 429}, statuses  # unknown sessions, or no slot in time
+    calls = [t for t in emulator.call_times() if t >= started]
+    assert statuses.count(404) == len(calls)
+    assert _busiest_window(calls) <= LIMIT
+    assert len(calls) >= 2 * LIMIT  # the deadline of 2 s left room for more than one window
+    for reply in replies:
+        if reply.status_code == 429:
+            body = reply.json()
+            assert body["code"] == "THROTTLED"
+            assert "upstreamCode" not in body
+            assert int(reply.headers["retry-after"]) >= 1
+    scraped = "".join(gateway.client.get("/metrics").text for gateway in fleet)
+    refused = sum(
+        float(line.split()[-1])
+        for line in scraped.splitlines()
+        if line.startswith("gateway_upstream_rate_limited_total")
+    )
+    assert refused >= statuses.count(429)
+
+
+def test_the_local_window_keeps_any_second_within_the_limit() -> None:
+    clock = Clock()
+    window = LocalWindow(clock)
+    waits = [window.take(3, longest_wait=5.0) for _ in range(7)]
+
+    assert waits == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0]
+    assert window.take(3, longest_wait=1.5) is None  # the next slot is 2 s away
+    clock.now += 2.5  # the slot at 2 s is the only one left in the last second
+    assert [window.take(3, longest_wait=1.0) for _ in range(3)] == [0.0, 0.0, 0.5]
+    assert window.take(3, longest_wait=-0.1) is None  # no time left for a call at all

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,13 @@ def test_defaults_are_the_contracts(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.graphql_introspection is False
     assert settings.graphiql is False
     assert settings.botocore_tuning is True
+    assert settings.redis_url is None
+    assert settings.fleet is False
+    assert settings.redis_key_prefix == "psgw:"
+    assert settings.redis_timeout_seconds == 0.1
+    assert settings.upstream_rate_limit == 0
+    assert settings.stale_while_revalidate_seconds == 0
+    assert settings.encryption_keys == ()
 
 
 def _run_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -60,6 +68,12 @@ def _run_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         ("GATEWAY_AUTH_TOKENS_FILE", "/nonexistent/tokens"),
         ("GATEWAY_GRAPHIQL", "perhaps"),
         ("GATEWAY_BOTOCORE_TUNING", "partly"),
+        ("GATEWAY_REDIS_URL", "http://cache:6379"),
+        ("GATEWAY_REDIS_TIMEOUT_SECONDS", "0"),
+        ("GATEWAY_REDIS_PASSWORD_FILE", "/nonexistent/password"),
+        ("GATEWAY_CACHE_ENCRYPTION_KEY_FILE", "/nonexistent/keys"),
+        ("GATEWAY_UPSTREAM_RATE_LIMIT", "-1"),
+        ("GATEWAY_STALE_WHILE_REVALIDATE_SECONDS", "-5"),
     ],
 )
 def test_bad_value_stops_the_process_with_one_line_naming_it(variable: str, value: str) -> None:
@@ -101,3 +115,53 @@ def test_no_region_at_all_stops_the_process_saying_so() -> None:
 
     assert result.returncode != 0
     assert "AWS_REGION" in result.stdout + result.stderr
+
+
+def test_a_redis_url_is_never_echoed() -> None:
+    result = _run_with({"GATEWAY_REDIS_URL": "http://user:hunter2@cache:6379"})
+
+    assert result.returncode == 2
+    assert "GATEWAY_REDIS_URL" in result.stderr
+    assert "hunter2" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("", "holds no key"),
+        ("bm90IGEga2V5\n", "line 1 is not a base64 256-bit key"),
+        (f"# rotation\n{base64.b64encode(b'k' * 32).decode()}\nnot base64!\n", "line 3 is"),
+    ],
+)
+def test_a_bad_key_file_stops_the_process_naming_the_line(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(content, encoding="utf-8")
+
+    result = _run_with({"GATEWAY_CACHE_ENCRYPTION_KEY_FILE": str(keys)})
+
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "GATEWAY_CACHE_ENCRYPTION_KEY_FILE" in lines[0]
+    assert problem in lines[0]
+    assert "bm90IGEga2V5" not in lines[0]  # a key's text is never echoed
+
+
+def test_keys_and_password_are_read_from_their_files(tmp_path: Path) -> None:
+    first, second = b"a" * 32, b"b" * 32
+    keys, password = tmp_path / "keys", tmp_path / "password"
+    keys.write_text(f"{base64.b64encode(first).decode()}\n\n{base64.b64encode(second).decode()}\n")
+    password.write_text("s3cret\n")
+
+    settings = Settings(
+        redis_url="redis://cache:6379/0",
+        cache_encryption_key_file=keys,
+        redis_password_file=password,
+    )
+
+    assert settings.fleet is True
+    assert settings.encryption_keys == (first, second)
+    assert settings.redis_password == "s3cret"
+    assert "cache:6379" not in repr(settings)

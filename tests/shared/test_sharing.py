@@ -18,9 +18,7 @@ def _path(key: tuple[str, str]) -> str:
 
 async def _stampede(fleet: Fleet, key: tuple[str, str], each: int) -> list[httpx.Response]:
     async with httpx.AsyncClient(timeout=30) as client:
-        requests = [
-            client.get(gateway.url + _path(key)) for gateway in fleet for _ in range(each)
-        ]
+        requests = [client.get(gateway.url + _path(key)) for gateway in fleet for _ in range(each)]
         return list(await asyncio.gather(*requests))
 
 

@@ -8,7 +8,14 @@ SessionKey = tuple[str, str]
 """(voiceConnectorId, proxySessionId)."""
 
 CacheResult = Literal[
-    "hit", "miss", "stale", "coalesced", "negative", "revalidated", "stale_while_revalidate"
+    "hit",
+    "miss",
+    "stale",
+    "coalesced",
+    "negative",
+    "revalidated",
+    "stale_while_revalidate",
+    "shared_hit",
 ]
 
 

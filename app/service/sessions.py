@@ -151,6 +151,8 @@ class ProxySessionService:
             self._observer.cache_result("coalesced")
             return Lookup(record, "coalesced", ttl, _layers(filled, _COLLAPSED[forward]))
         result: CacheResult = "revalidated" if entry is not None or revalidate else "miss"
+        if filled.shared is not None and filled.shared.hit:
+            result = "shared_hit"
         self._observer.cache_result(result)
         return Lookup(record, result, ttl, _layers(filled, _STORED[forward]))
 

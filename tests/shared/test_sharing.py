@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 
-from tests.shared.conftest import Fleet
-from tests.support.servers import Emulator, _q
+from tests.shared.conftest import Fleet, FleetFactory
+from tests.support.servers import Emulator, Gateway, _q
 
 STATUS = "cache-status"
 
@@ -80,3 +81,53 @@ def test_a_revalidation_reaches_every_replica(
             asyncio.run(asyncio.sleep(0.02))
         assert name == "renamed", gateway.url
     assert emulator.calls(*seeded) == 2
+
+
+def test_graphql_answers_follow_a_revalidation_elsewhere(
+    fleet: Fleet, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    query = (
+        "query Q($vc: ID!, $ps: ID!) "
+        "{ proxySession(voiceConnectorId: $vc, proxySessionId: $ps) { name } }"
+    )
+    variables = {"vc": seeded[0], "ps": seeded[1]}
+
+    def name(gateway: Gateway) -> str:
+        reply = gateway.graphql(query, variables)
+        reply.raise_for_status()
+        value: str = reply.json()["data"]["proxySession"]["name"]
+        return value
+
+    assert name(fleet[1]) == name(fleet[1]) == "order-1234"  # the second from its cache
+    emulator.seed(*seeded, {"Name": "renamed", "Status": "Open"})
+
+    fleet[0].get_session(*seeded, headers={"Cache-Control": "no-cache"}).raise_for_status()
+
+    for _ in range(50):
+        if name(fleet[1]) == "renamed":
+            break
+        time.sleep(0.02)
+    assert name(fleet[1]) == "renamed"
+    assert emulator.calls(*seeded) == 2
+
+
+def test_stale_while_revalidate_refreshes_once_for_the_fleet(
+    fleet_factory: FleetFactory, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    fleet = fleet_factory(3, name="swr", cache_ttl_seconds=0.3, stale_while_revalidate_seconds=30)
+    for gateway in fleet:
+        gateway.get_session(*seeded).raise_for_status()
+    assert emulator.calls(*seeded) == 1
+    time.sleep(0.35)  # gateway processes: their clocks cannot be moved from here
+    emulator.fault(*seeded, delay=0.3, times=1)
+
+    replies = asyncio.run(_stampede(fleet, seeded, each=10))
+
+    assert {reply.headers[STATUS] for reply in replies} <= {
+        "proxy-gateway; hit; ttl=-1",
+        "proxy-gateway; hit; ttl=0",  # a replica that already refreshed
+    }
+    time.sleep(0.5)
+    assert emulator.calls(*seeded) == 2
+    metrics = fleet[0].client.get("/metrics").text
+    assert 'gateway_cache_results_total{result="stale_while_revalidate"}' in metrics

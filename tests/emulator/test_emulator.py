@@ -288,12 +288,17 @@ def test_calls_are_counted_including_faulted_ones(chime: Any, admin: httpx.Clien
     for _ in range(2):
         client_error(chime, ps="missing")
 
-    assert admin.get("/_emulator/calls").json() == {
+    counts = admin.get("/_emulator/calls").json()
+    times = counts.pop("times")
+    assert counts == {
         "total": 4,
         "max_inflight": 1,
         "keys": {f"{VC}/{PS}": 2, f"{VC}/missing": 2},
         "rejected": {},
     }
+    assert len(times) == 4
+    assert times == sorted(times)
+    assert time.time() - 60 < times[0]
     assert admin.get(f"/_emulator/calls/{VC}/{PS}").json() == {"count": 2}
     assert admin.get(f"/_emulator/calls/{VC}/never").json() == {"count": 0}
 
@@ -307,6 +312,7 @@ def test_unsigned_and_unknown_requests_are_not_counted(admin: httpx.Client, serv
         "max_inflight": 0,
         "keys": {},
         "rejected": {"MissingAuthenticationTokenException": 1},
+        "times": [],
     }
 
 
@@ -321,7 +327,9 @@ def test_reset_endpoint_restores_sessions_and_clears_faults_and_counts(
     assert admin.post("/_emulator/reset").status_code == 204
 
     assert chime.get_proxy_session(VoiceConnectorId=VC, ProxySessionId=PS)["ProxySession"]
-    assert admin.get("/_emulator/calls").json() == {
+    counts = admin.get("/_emulator/calls").json()
+    assert len(counts.pop("times")) == 1  # the calls before the reset are forgotten
+    assert counts == {
         "total": 1,
         "max_inflight": 0,
         "keys": {f"{VC}/{PS}": 1},

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 Origin = Callable[[], Awaitable[SharedEntry]]
 """The upstream call, as an entry to share (a NotFound is an entry); faults raise."""
 
+UNREADABLE_WARNING_SECONDS = 60.0
+"""At most one WARNING this often about entries that could not be read back."""
 POLL_SECONDS = 0.25
 """A waiter reads the entry this often should a notice not come (a lost message)."""
 
@@ -75,6 +78,8 @@ class SharedLayer:
         self._lease_ms = max(1, int(lease_seconds * 1000))
         self._wall = wall
         self._release = redis.register_script(_RELEASE)
+        self._unreadable = 0
+        self._next_warning = 0.0
 
     @property
     def channel(self) -> str:
@@ -97,7 +102,15 @@ class SharedLayer:
             return None
         entry = self._codec.decode(stored, name, key)
         if entry is None:
-            log.warning("unreadable shared cache entry ignored (read as a miss)")
+            self._unreadable += 1
+            now = time.monotonic()
+            if now >= self._next_warning:  # a key rotation could make every read one
+                self._next_warning = now + UNREADABLE_WARNING_SECONDS
+                log.warning(
+                    "unreadable shared cache entries read as misses",
+                    extra={"entries": self._unreadable},
+                )
+                self._unreadable = 0
         return entry
 
     async def fetch(self, key: SessionKey, origin: Origin, *, revalidate: bool) -> Fetched:

@@ -78,8 +78,13 @@ def _distinct_values(names: list[str]) -> dict[str, str]:
     return {name: special.get(name, str(1001 + n)) for n, name in enumerate(names)}
 
 
-def test_every_setting_reaches_the_container_through_config(render: Render) -> None:
-    config = _distinct_values(_settings_variables())
+def test_every_setting_reaches_the_container_through_config(
+    chart: helm.Chart, render: Render
+) -> None:
+    names = _settings_variables()
+    # And every setting the chart's own `config` sets, which these values must all override.
+    names += [name for name in chart.values["config"] if name not in names]
+    config = _distinct_values(names)
     rendered = render({"config": config, "service": {"targetPort": 18080}})
 
     assert rendered.config == config
@@ -104,6 +109,26 @@ def test_the_default_config_is_accepted_by_the_gateway(
     assert settings.log_level == "INFO"
     assert not settings.graphiql
     assert not settings.graphql_introspection
+
+
+def test_the_rate_limit_and_stale_while_revalidate_apply_without_the_shared_layer(
+    render: Render,
+) -> None:
+    defaults = render()
+    rendered = render(
+        {
+            "config": {
+                "GATEWAY_UPSTREAM_RATE_LIMIT": "50",
+                "GATEWAY_STALE_WHILE_REVALIDATE_SECONDS": "2.5",
+            }
+        }
+    )
+
+    assert defaults.config["GATEWAY_UPSTREAM_RATE_LIMIT"] == "0"
+    assert defaults.config["GATEWAY_STALE_WHILE_REVALIDATE_SECONDS"] == "0"
+    assert rendered.config["GATEWAY_UPSTREAM_RATE_LIMIT"] == "50"
+    assert rendered.config["GATEWAY_STALE_WHILE_REVALIDATE_SECONDS"] == "2.5"
+    assert not [name for name in rendered.env if name.startswith("GATEWAY_")]
 
 
 def test_a_future_setting_needs_no_chart_change(render: Render) -> None:
@@ -137,6 +162,8 @@ def test_a_config_change_rolls_the_pods_and_nothing_else_does(render: Render) ->
         {"config": {"gateway_log_level": "INFO"}},
         {"config": {"GATEWAY_CACHE_TTL_SECONDS": 30}},
         {"config": {"GATEWAY_LOG_LEVEL": "TRACE"}},
+        {"config": {"GATEWAY_UPSTREAM_RATE_LIMIT": "-1"}},
+        {"config": {"GATEWAY_STALE_WHILE_REVALIDATE_SECONDS": "soon"}},
         {"awsAccessKeyId": "AKIA"},
         {"image": {"pullPolicy": "Sometimes"}},
         {"image": {"digest": "latest"}},

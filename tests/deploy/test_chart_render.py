@@ -144,6 +144,30 @@ def test_the_chart_refuses_a_port_setting_the_probes_would_miss(render: Render) 
         render({"config": {"GATEWAY_PORT": "9090"}})
 
 
+def test_the_chart_refuses_fleet_mode_without_a_secret(render: Render) -> None:
+    with pytest.raises(
+        helm.HelmRenderError,
+        match=r"sharedCache\.existingSecret is required when sharedCache\.enabled is true",
+    ):
+        render({"sharedCache": {"enabled": True}})
+    # Off, the empty name is fine.
+    assert "GATEWAY_REDIS_URL" not in render({"sharedCache": {"enabled": False}}).env
+
+
+def test_the_chart_refuses_two_secrets_on_one_mount_path(render: Render) -> None:
+    values = {
+        "auth": {"existingSecret": "gateway-tokens", "mountPath": "/var/run/secrets/gw"},
+        "sharedCache": {
+            "enabled": True,
+            "existingSecret": "gateway-shared-cache",
+            "mountPath": "/var/run/secrets/gw/",
+        },
+    }
+
+    with pytest.raises(helm.HelmRenderError, match=r"sharedCache\.mountPath .* auth\.mountPath"):
+        render(values)
+
+
 def test_a_digest_pins_the_image(render: Render) -> None:
     digest = "sha256:" + "b" * 64
     rendered = render({"image": {"digest": digest, "tag": "ignored"}})

@@ -16,6 +16,7 @@ def test_one_ci_scenario_per_feature() -> None:
         "irsa",
         "no-autoscaling",
         "alerts-and-dashboard",
+        "shared-cache",
     }
 
 
@@ -41,6 +42,9 @@ def test_defaults_autoscale_and_keep_a_disruption_budget_only(render: Render) ->
     assert pdb["spec"]["maxUnavailable"] == 1
     assert not rendered.kinds & OPT_IN_KINDS
     assert [c["metadata"]["name"] for c in rendered.all("ConfigMap")] == [FULLNAME]
+    # Fleet mode is off: no shared layer.
+    assert not [n for n in rendered.env if n.startswith("GATEWAY_REDIS_")]
+    assert "GATEWAY_CACHE_ENCRYPTION_KEY_FILE" not in rendered.env
 
 
 def test_topology_spread_across_nodes_and_zones(render: Render) -> None:
@@ -119,6 +123,28 @@ def test_networkpolicy_scenario(render: Render) -> None:
         assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     assert egress_ports == {(53, "UDP"), (53, "TCP"), (443, "TCP")}
     assert all("to" not in rule for rule in spec["egress"])
+
+
+def test_shared_cache_scenario(render: Render) -> None:
+    rendered = render(scenario("shared-cache"))
+    env = rendered.env
+
+    assert env["GATEWAY_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "gateway-shared-cache",
+        "key": "redis-url",
+    }
+    assert env["GATEWAY_REDIS_KEY_PREFIX"] == {
+        "name": "GATEWAY_REDIS_KEY_PREFIX",
+        "value": "psgw-eu:",
+    }
+    assert env["GATEWAY_REDIS_TIMEOUT_SECONDS"] == {
+        "name": "GATEWAY_REDIS_TIMEOUT_SECONDS",
+        "value": "0.1",
+    }
+    assert rendered.config["GATEWAY_UPSTREAM_RATE_LIMIT"] == "20"
+    assert rendered.config["GATEWAY_STALE_WHILE_REVALIDATE_SECONDS"] == "10"
+    assert {v["name"] for v in rendered.pod["volumes"]} == {"tmp", "auth-tokens", "shared-cache"}
+    assert "WARNING" not in rendered.notes
 
 
 def test_ingress_scenario(render: Render) -> None:

@@ -4,6 +4,7 @@ rendered, the `helm test` Pod alike."""
 from __future__ import annotations
 
 import re
+from pathlib import PurePosixPath
 
 import pytest
 
@@ -67,6 +68,79 @@ def test_no_token_variable_or_aws_key_is_ever_rendered(render: Render, case: str
     assert not re.search(r"GATEWAY_AUTH_TOKENS(?!_FILE)", text)
     assert "AWS_SECRET_ACCESS_KEY" not in text
     assert "AWS_ACCESS_KEY_ID" not in text
+
+
+SHARED_CACHE = {"sharedCache": {"enabled": True, "existingSecret": "gateway-shared-cache"}}
+
+
+def test_the_shared_cache_url_is_only_a_secret_key_ref_the_rest_read_only_files(
+    render: Render,
+) -> None:
+    rendered = render(scenario("shared-cache"))
+    container, pod, env = rendered.container, rendered.pod, rendered.env
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "shared-cache"]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "shared-cache"]
+    files = {
+        name: PurePosixPath(env[name]["value"])
+        for name in ("GATEWAY_REDIS_PASSWORD_FILE", "GATEWAY_CACHE_ENCRYPTION_KEY_FILE")
+    }
+
+    assert env["GATEWAY_REDIS_URL"] == {
+        "name": "GATEWAY_REDIS_URL",
+        "valueFrom": {"secretKeyRef": {"name": "gateway-shared-cache", "key": "redis-url"}},
+    }
+    assert volume["secret"] == {
+        "secretName": "gateway-shared-cache",
+        "defaultMode": 0o440,
+        # A listed key missing from the Secret must not keep the pod from starting.
+        "optional": True,
+        # Only the file keys: never redis-url.
+        "items": [
+            {"key": "redis-password", "path": "redis-password"},
+            {"key": "encryption-keys", "path": "encryption-keys"},
+        ],
+    }
+    assert mount == {
+        "name": "shared-cache",
+        "mountPath": "/var/run/secrets/shared-cache",
+        "readOnly": True,
+    }
+    assert files == {
+        "GATEWAY_REDIS_PASSWORD_FILE": PurePosixPath(mount["mountPath"], "redis-password"),
+        "GATEWAY_CACHE_ENCRYPTION_KEY_FILE": PurePosixPath(mount["mountPath"], "encryption-keys"),
+    }
+    assert not [name for name in rendered.config if "REDIS" in name or "ENCRYPTION" in name]
+
+
+@pytest.mark.parametrize("password", [True, False])
+@pytest.mark.parametrize("keys", [True, False])
+def test_only_the_keys_the_secret_has_are_mounted_and_pointed_at(
+    render: Render, password: bool, keys: bool
+) -> None:
+    flags = {"passwordInSecret": password, "encryptionKeysInSecret": keys}
+    rendered = render({"sharedCache": SHARED_CACHE["sharedCache"] | flags})
+    volumes = [v for v in rendered.pod["volumes"] if v["name"] == "shared-cache"]
+    mounts = [m for m in rendered.container["volumeMounts"] if m["name"] == "shared-cache"]
+    wanted = [k for k, on in (("redis-password", password), ("encryption-keys", keys)) if on]
+
+    assert ("GATEWAY_REDIS_PASSWORD_FILE" in rendered.env) is password
+    assert ("GATEWAY_CACHE_ENCRYPTION_KEY_FILE" in rendered.env) is keys
+    assert "valueFrom" in rendered.env["GATEWAY_REDIS_URL"]
+    # No file key: no volume at all, since a Secret volume without items mounts every key.
+    assert [[i["key"] for i in v["secret"]["items"]] for v in volumes] == (
+        [wanted] if wanted else []
+    )
+    assert len(mounts) == len(volumes)
+    assert ("no encryption keys" in rendered.notes) is not keys
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_shared_cache_url_is_never_a_literal(render: Render, case: str) -> None:
+    rendered = render(scenario(case))
+
+    assert "value" not in rendered.env.get("GATEWAY_REDIS_URL", {})
+    assert "GATEWAY_REDIS_URL" not in rendered.config
+    assert not re.search(r"\b(rediss?|unix)://", rendered.text)
 
 
 def test_without_auth_secret_nothing_is_mounted_and_notes_warn(render: Render) -> None:

@@ -16,6 +16,14 @@ from tests.deploy.chart import CHART, Render, scenario
 
 # Settings the chart sets through their own values rather than `config`.
 NOT_IN_CONFIG = {"auth_tokens", "auth_tokens_file", "aws_region"}
+# The shared cache layer's, which come from `sharedCache` only (`config` refuses them).
+SHARED_CACHE_SETTINGS = {
+    "redis_url",
+    "redis_password_file",
+    "redis_key_prefix",
+    "redis_timeout_seconds",
+    "cache_encryption_key_file",
+}
 
 
 def test_values_yaml_has_the_schema_modeline_and_a_comment_above_every_key() -> None:
@@ -48,7 +56,15 @@ def test_schema_is_draft_07_with_descriptions_and_closed_objects(chart: helm.Cha
     assert schema["additionalProperties"] is False
     assert set(schema["properties"]) >= set(chart.values)
     assert not missing
-    for closed in ("image", "service", "auth", "aws", "autoscaling", "serviceMonitor"):
+    for closed in (
+        "image",
+        "service",
+        "auth",
+        "aws",
+        "sharedCache",
+        "autoscaling",
+        "serviceMonitor",
+    ):
         assert schema["properties"][closed]["additionalProperties"] is False, closed
     enums = {
         "pullPolicy": schema["properties"]["image"]["properties"]["pullPolicy"],
@@ -61,7 +77,8 @@ def test_schema_is_draft_07_with_descriptions_and_closed_objects(chart: helm.Cha
 def _settings_variables() -> list[str]:
     fields = Settings.model_fields
     assert set(fields) >= NOT_IN_CONFIG
-    return [f"GATEWAY_{name.upper()}" for name in fields if name not in NOT_IN_CONFIG]
+    excluded = NOT_IN_CONFIG | SHARED_CACHE_SETTINGS
+    return [f"GATEWAY_{name.upper()}" for name in fields if name not in excluded]
 
 
 def _distinct_values(names: list[str]) -> dict[str, str]:
@@ -169,6 +186,23 @@ def test_a_config_change_rolls_the_pods_and_nothing_else_does(render: Render) ->
         {"image": {"digest": "latest"}},
         {"service": {"type": "ExternalName"}},
         {"auth": {"token": "s3cret-token"}},
+        *({"config": {f"GATEWAY_{name.upper()}": "x"}} for name in sorted(SHARED_CACHE_SETTINGS)),
+        {"extraEnv": [{"name": "GATEWAY_REDIS_URL", "value": "redis://:s3cret@valkey:6379"}]},
+        {
+            "extraEnv": [
+                {
+                    "name": "GATEWAY_REDIS_URL",
+                    "valueFrom": {"secretKeyRef": {"name": "other", "key": "url"}},
+                }
+            ]
+        },
+        {"extraEnv": [{"name": "GATEWAY_CACHE_ENCRYPTION_KEY_FILE", "value": "/tmp/keys"}]},
+        {"sharedCache": {"url": "redis://:s3cret@valkey:6379"}},
+        {"sharedCache": {"password": "s3cret"}},
+        {"sharedCache": {"enabled": "yes"}},
+        {"sharedCache": {"keyPrefix": ""}},
+        {"sharedCache": {"timeoutSeconds": 0}},
+        {"sharedCache": {"mountPath": "secrets"}},
     ],
     ids=lambda v: json.dumps(v)[:60],
 )
@@ -193,6 +227,8 @@ def test_schema_rejects(chart: helm.Chart, render: Render, values: dict[str, Any
             ]
         },
         {"image": {"digest": "sha256:" + "a" * 64}},
+        {"sharedCache": {"enabled": True, "existingSecret": "gateway-shared-cache"}},
+        {"sharedCache": {"passwordInSecret": False, "timeoutSeconds": 0.25}},
     ],
     ids=lambda v: json.dumps(v)[:60],
 )

@@ -81,6 +81,28 @@ Path of the mounted tokens file (GATEWAY_AUTH_TOKENS_FILE).
 {{- end }}
 
 {{/*
+Paths of the shared cache layer's mounted files (GATEWAY_REDIS_PASSWORD_FILE,
+GATEWAY_CACHE_ENCRYPTION_KEY_FILE): the Secret's keys of the same names.
+*/}}
+{{- define "proxy-session-gateway.redisPasswordFile" -}}
+{{- printf "%s/redis-password" (.Values.sharedCache.mountPath | trimSuffix "/") }}
+{{- end }}
+
+{{- define "proxy-session-gateway.encryptionKeysFile" -}}
+{{- printf "%s/encryption-keys" (.Values.sharedCache.mountPath | trimSuffix "/") }}
+{{- end }}
+
+{{/*
+Non-empty when the shared cache layer's Secret has keys to mount as files. The volume is
+left out otherwise: a Secret volume with no `items` would project every key, redis-url too.
+*/}}
+{{- define "proxy-session-gateway.sharedCacheFiles" -}}
+{{- with .Values.sharedCache }}
+{{- if and .enabled (or .passwordInSecret .encryptionKeysInSecret) }}true{{ end }}
+{{- end }}
+{{- end }}
+
+{{/*
 PromQL label matchers selecting this release's series (alerts).
 */}}
 {{- define "proxy-session-gateway.promSelector" -}}
@@ -103,5 +125,13 @@ Render-time checks: settings the chart derives Kubernetes fields from must agree
 {{- $needed := addf (float64 .Values.lifecycle.preStopSleepSeconds) $drain $grace }}
 {{- if le (float64 .Values.terminationGracePeriodSeconds) $needed }}
 {{- fail (printf "terminationGracePeriodSeconds (%v) must exceed lifecycle.preStopSleepSeconds + GATEWAY_SHUTDOWN_DRAIN_SECONDS + GATEWAY_SHUTDOWN_GRACE_SECONDS (%v)" .Values.terminationGracePeriodSeconds $needed) }}
+{{- end }}
+{{- with .Values.sharedCache }}
+{{- if and .enabled (not .existingSecret) }}
+{{- fail "sharedCache.existingSecret is required when sharedCache.enabled is true: name an existing Secret with the key redis-url (and, optionally, redis-password and encryption-keys)" }}
+{{- end }}
+{{- if and .enabled $.Values.auth.existingSecret (eq (.mountPath | trimSuffix "/") ($.Values.auth.mountPath | trimSuffix "/")) }}
+{{- fail (printf "sharedCache.mountPath (%s) must differ from auth.mountPath: a directory holds one mounted Secret" .mountPath) }}
+{{- end }}
 {{- end }}
 {{- end }}

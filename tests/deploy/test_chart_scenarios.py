@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.deploy.chart import FULLNAME, NAMESPACE, RELEASE, SCENARIOS, Render, scenario
+from typing import Any
+
+from tests.deploy.chart import FULLNAME, NAMESPACE, RELEASE, SCENARIOS, Render, Rendered, scenario
 
 OPT_IN_KINDS = {"ServiceMonitor", "NetworkPolicy", "Ingress", "PrometheusRule"}
 
@@ -145,6 +147,35 @@ def test_shared_cache_scenario(render: Render) -> None:
     assert rendered.config["GATEWAY_STALE_WHILE_REVALIDATE_SECONDS"] == "10"
     assert {v["name"] for v in rendered.pod["volumes"]} == {"tmp", "auth-tokens", "shared-cache"}
     assert "WARNING" not in rendered.notes
+    assert rendered.one("NetworkPolicy")["spec"]["egress"][-1] == {
+        "ports": [{"port": 6379, "protocol": "TCP"}],
+        "to": [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cache"}},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "valkey"}},
+            }
+        ],
+    }
+
+
+def test_the_networkpolicy_lets_fleet_mode_reach_the_shared_layer_port_only(
+    render: Render,
+) -> None:
+    shared = {"enabled": True, "existingSecret": "gateway-shared-cache", "port": 6380}
+    on = render({"networkPolicy": {"enabled": True}, "sharedCache": shared})
+    off = render({"networkPolicy": {"enabled": True}})
+    without_policy = render({"sharedCache": shared})
+
+    def egress(rendered: Rendered) -> list[dict[str, Any]]:
+        rules: list[dict[str, Any]] = rendered.one("NetworkPolicy")["spec"]["egress"]
+        return rules
+
+    assert egress(on) == [
+        *egress(off),
+        # No peers given: any address, on that port only.
+        {"ports": [{"port": 6380, "protocol": "TCP"}]},
+    ]
+    assert "NetworkPolicy" not in without_policy.kinds
 
 
 def test_ingress_scenario(render: Render) -> None:

@@ -203,6 +203,9 @@ def test_a_config_change_rolls_the_pods_and_nothing_else_does(render: Render) ->
         {"sharedCache": {"keyPrefix": ""}},
         {"sharedCache": {"timeoutSeconds": 0}},
         {"sharedCache": {"mountPath": "secrets"}},
+        {"sharedCache": {"port": 0}},
+        {"sharedCache": {"port": "6379"}},
+        {"sharedCache": {"egressTo": {"podSelector": {}}}},
     ],
     ids=lambda v: json.dumps(v)[:60],
 )
@@ -229,6 +232,7 @@ def test_schema_rejects(chart: helm.Chart, render: Render, values: dict[str, Any
         {"image": {"digest": "sha256:" + "a" * 64}},
         {"sharedCache": {"enabled": True, "existingSecret": "gateway-shared-cache"}},
         {"sharedCache": {"passwordInSecret": False, "timeoutSeconds": 0.25}},
+        {"sharedCache": {"port": 6380, "egressTo": [{"ipBlock": {"cidr": "10.0.32.0/20"}}]}},
     ],
     ids=lambda v: json.dumps(v)[:60],
 )

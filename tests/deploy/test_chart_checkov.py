@@ -75,32 +75,31 @@ def _excused(check: str, resource: str) -> bool:
 
 @pytest.fixture(scope="module")
 def scans(render: Render, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Scan]:
-    """checkov over the defaults, and over a hardened release: the NetworkPolicy scenario
-    plus every `fixedBy` of the skip list, with those checks no longer skipped."""
+    """checkov over the defaults, over a hardened release: the NetworkPolicy scenario plus
+    every `fixedBy` of the skip list, with those checks no longer skipped, and over that
+    release in fleet mode, with every Secret the chart can take."""
     if not CHECKOV.exists():
         pytest.fail(f"{CHECKOV} is missing: run `make install`")
     root = tmp_path_factory.mktemp("checkov")
     global_skips = [s for s in SKIPS if not s.resource]
     hardened = merged(scenario("networkpolicy"), *(s.fixed_by for s in SKIPS if s.fixed_by))
+    fleet = merged(hardened, scenario("existing-secret"), scenario("shared-cache"))
+    unfixable = [s.id for s in global_skips if not s.fixed_by]
     return {
         "defaults": _checkov(render(), root / "defaults", [s.id for s in global_skips]),
-        "hardened": _checkov(
-            render(hardened),
-            root / "hardened",
-            [s.id for s in global_skips if not s.fixed_by],
-            quiet=False,
-        ),
+        "hardened": _checkov(render(hardened), root / "hardened", unfixable, quiet=False),
+        "fleet": _checkov(render(fleet), root / "fleet", unfixable),
     }
 
 
 def test_checkov_skips_are_few_and_justified() -> None:
-    assert len({s.id for s in SKIPS}) <= 6
+    assert len({s.id for s in SKIPS}) <= 7
     for skip in SKIPS:
         assert re.fullmatch(r"CKV2?_K8S_\d+", skip.id)
         assert len(skip.reason) > 40, skip.id
 
 
-@pytest.mark.parametrize("run", ["defaults", "hardened"])
+@pytest.mark.parametrize("run", ["defaults", "hardened", "fleet"])
 def test_checkov_finds_nothing_unexcused(scans: dict[str, Scan], run: str) -> None:
     scan = scans[run]
 
@@ -116,6 +115,15 @@ def test_checkov_fixed_by_values_really_fix_their_check(scans: dict[str, Scan]) 
 
     assert fixed <= hardened.passed
     assert [f for f in hardened.failed if f[0] in fixed and not _excused(*f)] == []
+
+
+def test_only_the_secret_fed_opt_ins_take_secrets_as_variables(scans: dict[str, Scan]) -> None:
+    def secrets_as_variables(run: str) -> list[str]:
+        return [resource for check, resource in scans[run].failed if check == "CKV_K8S_35"]
+
+    assert secrets_as_variables("defaults") == []
+    assert secrets_as_variables("hardened") == []
+    assert secrets_as_variables("fleet") == ["Deployment.voice.gw-proxy-session-gateway"]
 
 
 def test_every_scoped_checkov_skip_still_excuses_something(scans: dict[str, Scan]) -> None:

@@ -6,7 +6,10 @@ import asyncio
 import time
 
 import httpx
+import redis
 
+from harness.redis import RedisServer
+from tests.conftest import SAMPLE_SESSION
 from tests.shared.conftest import Fleet, FleetFactory
 from tests.support.servers import Emulator, Gateway, _q
 
@@ -131,3 +134,22 @@ def test_stale_while_revalidate_refreshes_once_for_the_fleet(
     assert emulator.calls(*seeded) == 2
     metrics = fleet[0].client.get("/metrics").text
     assert 'gateway_cache_results_total{result="stale_while_revalidate"}' in metrics
+
+
+def test_masking_all_stores_masked_numbers(
+    fleet_factory: FleetFactory, redis_server: RedisServer, seeded: tuple[str, str]
+) -> None:
+    fleet = fleet_factory(2, name="masked", mask_phone_numbers="all")
+    phone = SAMPLE_SESSION["Participants"][0]["PhoneNumber"]
+
+    first = fleet[0].get_session(*seeded)
+    second = fleet[1].get_session(*seeded)
+
+    assert phone not in first.text
+    assert second.headers[STATUS].startswith("proxy-gateway-shared; hit")
+    assert second.content == first.content
+    with redis.Redis.from_url(redis_server.url) as client:
+        stored = [client.get(name) for name in client.scan_iter("masked-*")]
+    assert stored
+    assert all(phone[-4:].encode() in value for value in stored if value and b"Partic" in value)
+    assert not any(phone.encode() in value for value in stored if value)

@@ -154,7 +154,8 @@ class ProxySessionService:
         if filled.shared is not None and filled.shared.hit:
             result = "shared_hit"
         self._observer.cache_result(result)
-        return Lookup(record, result, ttl, _layers(filled, _STORED[forward]))
+        stored = _STORED[forward] if filled.shared is None else _VIA_SHARED[forward]
+        return Lookup(record, result, ttl, _layers(filled, stored))
 
     def _while_revalidating(
         self, key: SessionKey, entry: Entry[CachedValue], now: float
@@ -186,7 +187,7 @@ class ProxySessionService:
             # A fresh error, not the stored one: a raised error drags its traceback along.
             error = NotFound(value.detail, upstream_code=value.upstream_code)
             if shared is not None and shared.hit:
-                error.cache = (shared, _STORED["miss"])
+                error.cache = (shared, _VIA_SHARED["miss"])
             raise error
         return Filled(value, fresh_for, shared)
 
@@ -242,6 +243,9 @@ def _layers(filled: Filled, local: CacheOutcome) -> Outcomes:
 _FORWARDS: tuple[Forward, ...] = ("miss", "stale", "request")
 _STORED = {f: CacheOutcome("local", forward=f, fetched=True, stored=True) for f in _FORWARDS}
 _COLLAPSED = {f: CacheOutcome("local", forward=f, collapsed=True) for f in _FORWARDS}
+# In fleet mode this process asks the shared layer, not the origin: the shared layer's
+# outcome says what the origin answered.
+_VIA_SHARED = {f: CacheOutcome("local", forward=f, stored=True) for f in _FORWARDS}
 _HITS: dict[int, CacheOutcome] = {}
 MEMOIZED_HITS = 4096
 """Hit outcomes kept, one per distinct ttl (ttls are whole seconds up to the longest TTL)."""

@@ -66,8 +66,11 @@ class Fleet:
             max_connections=MAX_CONNECTIONS,
             **common,
         )
+        # The notices' connection is off the request path: it may take longer to connect
+        # (a replica starting on a busy node), and waits for messages without a limit.
+        listening = {**common, "socket_connect_timeout": max(1.0, settings.redis_timeout_seconds)}
         self._listener = Redis.from_url(
-            url, socket_keepalive=True, health_check_interval=5, max_connections=4, **common
+            url, socket_keepalive=True, health_check_interval=5, max_connections=4, **listening
         )
         prefix = settings.redis_key_prefix
         self.guard = Guard(settings.redis_timeout_seconds, observer)

@@ -128,6 +128,11 @@ class SharedLayer:
             try:
                 token = await self._take_lease(key)
                 if token is not None:
+                    # Another replica may have filled the key and let go of the lease between
+                    # this replica's read and its lease: read again before calling upstream.
+                    filled = None if revalidate else await self._filled_meanwhile(key, token)
+                    if filled is not None:
+                        return filled
                     return await self._lead(key, origin, token, forward, revalidate)
                 notice = await self._await_fill(waiter, give_up)
             except SharedDown:
@@ -144,6 +149,14 @@ class SharedLayer:
                 return await self._alone(key, origin, forward)
             # No fill came and the lease is gone (its holder died, or it failed quietly):
             # take it over on the next turn.
+
+    async def _filled_meanwhile(self, key: SessionKey, token: str) -> Fetched | None:
+        """The fresh entry another replica wrote just now, with the lease let go; else None."""
+        entry = await self.read(key)
+        if entry is None or not entry.fresh(self._wall()):
+            return None
+        await self._release_lease(key, token)
+        return Fetched(entry, _shared_hit(entry, self._wall()))
 
     async def stale(self, key: SessionKey) -> SharedEntry | None:
         """A found entry for `key` still within its stale window, for stale-if-error."""

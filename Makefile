@@ -8,7 +8,7 @@ CHECKOV_VENV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench openapi clean redis-server
+.PHONY: help install run run-fleet test lint bench openapi clean redis-server
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ install: $(STAMP) $(CHECKOV_STAMP) ## create .venv (and .venv/checkov) from the 
 
 run: $(STAMP) ## start the emulator with sample data and the gateway on 127.0.0.1:8080
 	$(BIN)/python -m scripts.run_local
+
+run-fleet: $(STAMP) redis-server ## start the emulator, a redis-server and 3 gateways sharing it on 127.0.0.1:8080-8082
+	$(BIN)/python -m scripts.run_fleet
 
 test: lint $(CHECKOV_STAMP) redis-server ## run lint, then the whole test suite
 	$(BIN)/python -m pytest

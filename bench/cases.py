@@ -24,7 +24,7 @@ def run_rest_hit(bench: Bench) -> PairResult:
         try:
             url = gateway.url + SESSION_PATH.format(vc=VC, ps=HIT_PS)
             ceiling_url = ceiling.url + SESSION_PATH.format(vc=VC, ps=HIT_PS)
-            result = _pair(
+            result = pair(
                 bench, "rest_hit", "bare_asgi", (gateway, url, None), (ceiling, ceiling_url, None)
             )
         finally:
@@ -53,7 +53,7 @@ def run_graphql_hit(bench: Bench) -> PairResult:
             script = bench.path("graphql", ".lua")
             script.write_text(wrk.post_script(body), encoding="utf-8")
             ceiling_url = ceiling.url + SESSION_PATH.format(vc=VC, ps=HIT_PS)
-            result = _pair(
+            result = pair(
                 bench,
                 "graphql_hit",
                 "bare_asgi",
@@ -80,7 +80,7 @@ def run_miss(bench: Bench) -> PairResult:
             for server, headers in ((gateway, bench.auth), (ceiling, {})):
                 probe = server.url + MISS_PREFIX + f"probe-{secrets.token_hex(4)}"
                 httpx.get(probe, headers=headers).raise_for_status()
-            result = _pair(
+            result = pair(
                 bench,
                 "miss",
                 "bare_aioboto3",
@@ -127,10 +127,10 @@ def _bare_ceiling(bench: Bench, gateway: Server) -> tuple[Server, list[str]]:
 Side = tuple[Server, str, Path | str | None]
 
 
-def _pair(bench: Bench, case: str, ceiling: str, case_side: Side, ceiling_side: Side) -> PairResult:
+def pair(bench: Bench, case: str, ceiling: str, case_side: Side, ceiling_side: Side) -> PairResult:
     """Alternate the case and its ceiling (A B A B), each run after its own warm-up."""
     config = bench.config
-    result = PairResult(case, ceiling, TARGETS[case])
+    result = PairResult(case, ceiling, TARGETS.get(case))
     for round_ in range(1, config.rounds + 1):
         for name, (server, url, script) in ((case, case_side), (ceiling, ceiling_side)):
             for duration, measured in ((config.warmup, False), (config.duration, True)):

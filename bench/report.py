@@ -39,7 +39,9 @@ def rows(results: dict[str, CaseResult]) -> list[tuple[str, ...]]:
     table: list[tuple[str, ...]] = []
     for name, result in results.items():
         if isinstance(result, PairResult):
-            verdict = _verdict(result.passed) + ("" if result.clean else " (errors)")
+            verdict = _verdict(result.passed) if result.target is not None else "figure"
+            if not result.clean:
+                verdict = "FAIL (errors)"
             table.append(
                 (
                     f"{name} vs {result.ceiling}",
@@ -48,7 +50,7 @@ def rows(results: dict[str, CaseResult]) -> list[tuple[str, ...]]:
                     format_ms(result.median("p99_ms")),
                     f"{result.median('requests_per_sec', ceiling=True):,.0f}",
                     f"{result.ratio:.2f}x",
-                    f"≥ {result.target:.2f}x",
+                    DASH if result.target is None else f"≥ {result.target:.2f}x",
                     verdict,
                 )
             )
@@ -187,12 +189,13 @@ def write_json(path: Path, header: dict[str, Any], results: dict[str, CaseResult
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def chart_bars(results: dict[str, CaseResult]) -> list[tuple[str, float, float, bool]]:
-    """(label, value, target, passed) per case with a ratio to chart."""
-    bars: list[tuple[str, float, float, bool]] = []
+def chart_bars(results: dict[str, CaseResult]) -> list[tuple[str, float, float | None, bool]]:
+    """(label, value, target or None, passed) per case with a ratio to chart."""
+    bars: list[tuple[str, float, float | None, bool]] = []
     for name, result in results.items():
         if isinstance(result, PairResult):
-            label = f"{name} / {result.ceiling} (≥ {result.target:g})"
+            bound = "figure" if result.target is None else f"≥ {result.target:g}"
+            label = f"{name} / {result.ceiling} ({bound})"
             bars.append((label, result.ratio, result.target, result.passed))
         elif isinstance(result, StampedeResult):
             bars.append((f"{name}: upstream calls (== 1)", result.upstream_calls, 1, result.passed))
@@ -216,7 +219,8 @@ def write_chart(path: Path, results: dict[str, CaseResult], title: str) -> None:
     colours = ["tab:green" if passed else "tab:red" for *_, passed in bars]
     axes.barh(positions, values, color=colours, height=0.6)
     for y, (_, value, target, _) in zip(positions, bars, strict=True):
-        axes.vlines(target, y - 0.4, y + 0.4, colors="black", linestyles="--", linewidth=1.5)
+        if target is not None:
+            axes.vlines(target, y - 0.4, y + 0.4, colors="black", linestyles="--", linewidth=1.5)
         axes.text(value, y, f" {value:.2f}", va="center")
     cpu = [
         (y, result.cpu_ratio)
@@ -234,7 +238,8 @@ def write_chart(path: Path, results: dict[str, CaseResult], title: str) -> None:
         )
         axes.legend(loc="lower right", fontsize=8)
     axes.set_yticks(positions, [label for label, *_ in bars])
-    axes.set_xlim(0, max([*values, *(x for _, x in cpu), *(t for _, _, t, _ in bars)]) * 1.2)
+    targets = [t for _, _, t, _ in bars if t is not None]
+    axes.set_xlim(0, max([*values, *(x for _, x in cpu), *targets]) * 1.2)
     axes.set_xlabel("ratio (dashed: target; green: met)")
     axes.set_title(title, fontsize=10)
     figure.tight_layout()

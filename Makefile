@@ -39,14 +39,14 @@ lint: $(STAMP) ## ruff and mypy --strict
 	$(BIN)/ruff format --check app tests emulator scripts bench harness
 	$(BIN)/mypy
 
-bench: $(STAMP) ## measure the gateway against its ceilings (~3 min; BENCH_ARGS=--quick ~1 min)
+bench: $(STAMP) redis-server ## measure the gateway against its ceilings (~5 min; BENCH_ARGS=--quick ~2 min)
 	command -v wrk || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 openapi: $(STAMP) ## regenerate openapi.json and schema.graphql
 	$(BIN)/python -m app.export
 
-# Fleet mode's tests and `make run-fleet` need a real Redis; Debian's package is Redis 7.
+# Fleet mode's tests, its bench cases and `make run-fleet` need a real Redis; Debian's package is Redis 7.
 redis-server:
 	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import cases, floods, report
+from bench import cases, fleet, floods, report
 from bench.context import Bench, BenchConfig
 from bench.processes import Pinning, Processes, core_times, detect_pinning
 from harness import ROOT
@@ -30,8 +30,13 @@ CASES: dict[str, Callable[[Bench], report.CaseResult]] = {
     "miss": cases.run_miss,
     "stampede": floods.run_stampede,
     "memory": floods.run_memory,
+    "fleet_calls": fleet.run_fleet_calls,
+    "fleet_hit": fleet.run_fleet_hit,
+    "fleet_l2_hit": fleet.run_fleet_l2_hit,
+    "swr": fleet.run_swr,
 }
-# ~1 minute: shorter runs, one round, and a memory flood of 2x a smaller cache bound.
+# ~2 minutes: shorter runs, one round, a memory flood of 2x a smaller cache bound, and
+# fewer stale-while-revalidate keys.
 QUICK: dict[str, Any] = {
     "duration": 3.0,
     "warmup": 1.0,
@@ -39,6 +44,7 @@ QUICK: dict[str, Any] = {
     "flood_keys": 5_000,
     "cache_bound": 2_500,
     "warm_keys": 500,
+    "swr_keys": 100,
 }
 BUSY_WARNING = 0.10
 
@@ -49,7 +55,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="3 s runs, one round, memory flood of 5k keys over a 2.5k bound (~1 minute)",
+        help="3 s runs, one round, memory flood of 5k keys over a 2.5k bound (~2 minutes)",
     )
     parser.add_argument("--duration", type=float, help="seconds per measured wrk run (8)")
     parser.add_argument("--warmup", type=float, help="seconds of warm-up before each run (2)")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bench.processes import Processes
 from harness import sample
+from harness.redis import RedisServer
 from harness.servers import Server, start_emulator, start_gateway
 
 VC = sample.VOICE_CONNECTOR_ID
@@ -44,6 +45,17 @@ class BenchConfig:
     # The memory case's GATEWAY_CACHE_MAX_ENTRIES; only set when not the default.
     cache_bound: int = DEFAULT_CACHE_BOUND
     memory_tolerance: float = 0.15
+    # Fleet mode: replicas sharing one redis-server.
+    fleet_replicas: int = 4
+    fleet_keys: int = 40
+    # Keys pre-filled in Redis that the shared-layer hit cycles over (no two in flight at once).
+    l2_keys: int = 1_000
+    # Stale-while-revalidate: keys read stale (per round), and the misses they are set against.
+    swr_keys: int = 200
+    swr_delay: float = 0.2
+    swr_ttl: float = 1.0
+    swr_window: float = 30.0
+    swr_concurrency: int = 8
 
 
 @dataclass(slots=True)
@@ -79,15 +91,23 @@ class Bench:
         self._serial += 1
         return self.workdir / f"{self._serial:02d}-{stem}{suffix}"
 
-    def gateway(self, name: str, settings: dict[str, str] | None = None) -> Server:
-        """A fresh gateway on the server core, with production settings and the token."""
+    def gateway(
+        self, name: str, settings: dict[str, str] | None = None, *, load_core: bool = False
+    ) -> Server:
+        """A fresh gateway on the server core (the load core if `load_core`), with production
+        settings and the token."""
         log = self.path(name, ".log")
         env = {"GATEWAY_AUTH_TOKENS": self.token, **(settings or {})}
-        server = start_gateway(
-            self.emulator_url, log, env, name=name, core=self.procs.pinning.server, own_group=True
-        )
+        pinning = self.procs.pinning
+        core = pinning.load if load_core else pinning.server
+        server = start_gateway(self.emulator_url, log, env, name=name, core=core, own_group=True)
         self.procs.adopt(server.process)
         return server
+
+    def redis(self) -> RedisServer:
+        """A fresh redis-server (on the load core, as the bench itself runs there); the case
+        cleans it up."""
+        return RedisServer(log=self.path("redis", ".log")).start()
 
     def stop(self, *servers: Server) -> None:
         """Stop servers a case is done with."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # the backend is chosen first
 
-from bench.results import MemoryResult, PairResult, StampedeResult
+from bench.results import (
+    FleetCallsResult,
+    MemoryResult,
+    PairResult,
+    StampedeResult,
+    SwrResult,
+    percentile,
+)
 
-CaseResult = PairResult | StampedeResult | MemoryResult | str  # str: the case's error
+CaseResult = (
+    PairResult | StampedeResult | MemoryResult | FleetCallsResult | SwrResult | str
+)  # str: the case's error
 COLUMNS = ("case", "req/s", "p50", "p99", "ceiling req/s", "ratio", "target", "result")
 DASH = "—"
 MIB = 1024
@@ -80,6 +90,33 @@ def rows(results: dict[str, CaseResult]) -> list[tuple[str, ...]]:
                     _verdict(result.passed),
                 )
             )
+        elif isinstance(result, FleetCallsResult):
+            table.append(
+                (
+                    f"{name} ({result.replicas} replicas)",
+                    DASH,
+                    DASH,
+                    DASH,
+                    DASH,
+                    f"{result.stampede_calls} / {result.in_turn.total} / {result.at_once.total}"
+                    " calls",
+                    f"== 1 / {result.keys} / {result.keys}",
+                    _verdict(result.passed),
+                )
+            )
+        elif isinstance(result, SwrResult):
+            table.append(
+                (
+                    f"{name} (stale vs miss)",
+                    DASH,
+                    format_ms(result.stale_p50_ms),
+                    format_ms(percentile(result.stale_ms, 0.99)),
+                    DASH,
+                    f"{result.ratio:.3f}x p50",
+                    DASH,
+                    _verdict(result.passed),
+                )
+            )
         else:
             table.append((name, DASH, DASH, DASH, DASH, DASH, DASH, "ERROR"))
     return table
@@ -139,6 +176,10 @@ def notes(result: CaseResult) -> list[str]:
             f"upstream delayed {result.delay_s:g} s once; statuses {result.statuses},"
             f" {result.collapsed} answered 'collapsed'"
         ]
+    if isinstance(result, FleetCallsResult):
+        return fleet_calls_notes(result)
+    if isinstance(result, SwrResult):
+        return swr_notes(result)
     return [
         f"RSS idle {result.rss_idle_kib / MIB:.1f} MiB, after {result.warm_keys} keys"
         f" {result.rss_warm_kib / MIB:.1f}, at {result.entries_full} entries"
@@ -149,6 +190,51 @@ def notes(result: CaseResult) -> list[str]:
         f" + {result.cache_bound} entries x per-entry x {1 + result.tolerance:g};"
         f" {result.errors} failed requests",
     ]
+
+
+def fleet_calls_notes(result: FleetCallsResult) -> list[str]:
+    """The lines under the fleet's upstream calls."""
+    lines = [
+        f"stampede: {result.stampede_requests} requests at once on one new key, spread over"
+        f" {result.replicas} replicas, upstream delayed {result.stampede_delay_s:g} s once:"
+        f" {result.stampede_calls} upstream call(s), statuses {result.stampede_statuses},"
+        f" {result.stampede_elapsed_s:.2f} s; {listed(result.stampede_outcomes)}",
+    ]
+    for label, reads in (("in turn", result.in_turn), ("at once", result.at_once)):
+        spread = dict(sorted(Counter(reads.calls.values()).items()))
+        lines.append(
+            f"{result.keys} new keys each read once on every replica, {label}:"
+            f" {reads.total} upstream calls (keys by calls: {spread}), statuses"
+            f" {reads.statuses}; {listed(reads.outcomes)}"
+        )
+    failures = listed(result.shared_failures) if result.shared_failures else "none"
+    lines.append(f"shared-layer operations that failed, over the replicas: {failures}")
+    return lines
+
+
+def listed(counts: dict[str, int]) -> str:
+    """`kind count, kind count, ...`."""
+    return ", ".join(f"{kind} {count}" for kind, count in counts.items())
+
+
+def swr_notes(result: SwrResult) -> list[str]:
+    """The lines under stale-while-revalidate."""
+    stale, misses, hits = len(result.stale_ms), len(result.miss_ms), len(result.hit_ms)
+    return [
+        f"{stale} requests to entries expired under GATEWAY_CACHE_TTL_SECONDS={result.ttl_s:g},"
+        f" within GATEWAY_STALE_WHILE_REVALIDATE_SECONDS={result.window_s:g}:"
+        f" {_p(result.stale_ms)};"
+        f" {misses} misses: {_p(result.miss_ms)} (every upstream answer delayed"
+        f" {result.delay_s:g} s); {hits} fresh hits: {_p(result.hit_ms)}; {result.concurrency}"
+        " requests at a time, one replica in fleet mode",
+        f"{result.stale_answers} of {stale} answered stale at once (hit; ttl=-N, max-age=0),"
+        f" e.g. {result.example}; upstream refreshes per stale key: {result.refreshes};"
+        f" miss statuses {result.miss_statuses}",
+    ]
+
+
+def _p(values: list[float]) -> str:
+    return f"p50 {format_ms(percentile(values, 0.5))}, p99 {format_ms(percentile(values, 0.99))}"
 
 
 def to_json(result: CaseResult) -> dict[str, Any]:
@@ -172,6 +258,24 @@ def to_json(result: CaseResult) -> dict[str, Any]:
     elif isinstance(result, StampedeResult):
         data["statuses"] = {str(k): v for k, v in result.statuses.items()}
         data["passed"] = result.passed
+    elif isinstance(result, FleetCallsResult):
+        data["stampede_statuses"] = {str(k): v for k, v in result.stampede_statuses.items()}
+        for name, reads in (("in_turn", result.in_turn), ("at_once", result.at_once)):
+            data[name]["statuses"] = {str(k): v for k, v in reads.statuses.items()}
+            data[name]["total"] = reads.total
+        data.update(calls_per_key=result.calls_per_key, passed=result.passed)
+    elif isinstance(result, SwrResult):
+        data["refreshes"] = {str(k): v for k, v in result.refreshes.items()}
+        data["miss_statuses"] = {str(k): v for k, v in result.miss_statuses.items()}
+        data.update(
+            stale_p50_ms=result.stale_p50_ms,
+            stale_p99_ms=percentile(result.stale_ms, 0.99),
+            miss_p50_ms=result.miss_p50_ms,
+            miss_p99_ms=percentile(result.miss_ms, 0.99),
+            hit_p50_ms=percentile(result.hit_ms, 0.5),
+            ratio=result.ratio,
+            passed=result.passed,
+        )
     else:
         data.update(
             per_entry_bytes=result.per_entry_bytes,
@@ -201,6 +305,12 @@ def chart_bars(results: dict[str, CaseResult]) -> list[tuple[str, float, float |
             bars.append((f"{name}: upstream calls (== 1)", result.upstream_calls, 1, result.passed))
         elif isinstance(result, MemoryResult):
             bars.append((f"{name}: growth / bound (≤ 1)", result.ratio, 1, result.passed))
+        elif isinstance(result, FleetCallsResult):
+            label = f"{name}: upstream calls per key (== 1)"
+            bars.append((label, result.calls_per_key, 1, result.passed))
+        elif isinstance(result, SwrResult):
+            label = f"{name}: stale p50 / miss p50 (figure)"
+            bars.append((label, result.ratio, None, result.passed))
     return bars
 
 

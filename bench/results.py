@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 # Ratio to the ceiling each throughput case must reach (a pair not listed is a figure only).
-TARGETS: dict[str, float] = {"rest_hit": 0.65, "graphql_hit": 0.60, "miss": 1.50}
+TARGETS: dict[str, float] = {
+    "rest_hit": 0.65,
+    "graphql_hit": 0.60,
+    "miss": 1.50,
+    "fleet_hit": 0.95,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,3 +174,116 @@ class MemoryResult:
     def passed(self) -> bool:
         """Growth explained by the bounded cache, and no request failed."""
         return self.errors == 0 and self.ratio <= 1.0
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile of `values` (0.5: the median); 0 when there are none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyReads:
+    """New keys each read once on every replica: the upstream calls per key, the statuses,
+    and how Cache-Status said the shared layer answered."""
+
+    calls: dict[str, int]
+    statuses: dict[int, int]
+    outcomes: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        """Upstream calls for all the keys (the goal: one per key)."""
+        return sum(self.calls.values())
+
+    def passed(self, replicas: int) -> bool:
+        """One upstream call per key, and every read a 200."""
+        return all(calls == 1 for calls in self.calls.values()) and self.statuses == {
+            200: len(self.calls) * replicas
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FleetCallsResult:
+    """Upstream calls made by replicas sharing one redis-server, counted at the emulator:
+    a stampede on one new key spread over the replicas, then new keys read on every replica,
+    one replica after the other (`in_turn`) and all at once (`at_once`)."""
+
+    replicas: int
+    stampede_requests: int
+    stampede_delay_s: float
+    stampede_calls: int
+    stampede_statuses: dict[int, int]
+    stampede_elapsed_s: float
+    stampede_outcomes: dict[str, int]
+    keys: int
+    in_turn: KeyReads
+    at_once: KeyReads
+    # Shared-layer operations that did not succeed, by outcome, over every replica.
+    shared_failures: dict[str, int]
+
+    @property
+    def calls_per_key(self) -> float:
+        """Upstream calls per key over the three parts (the goal: 1)."""
+        calls = self.stampede_calls + self.in_turn.total + self.at_once.total
+        return calls / (1 + 2 * self.keys)
+
+    @property
+    def passed(self) -> bool:
+        """One upstream call per key for the whole fleet, and every answer a 200."""
+        return (
+            self.stampede_calls == 1
+            and self.stampede_statuses == {200: self.stampede_requests}
+            and self.in_turn.passed(self.replicas)
+            and self.at_once.passed(self.replicas)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SwrResult:
+    """Latency of a request to an expired entry answered stale at once, against a miss that
+    waits for the same delayed upstream answer; every latency in milliseconds."""
+
+    delay_s: float
+    ttl_s: float
+    window_s: float
+    concurrency: int
+    stale_ms: list[float]
+    miss_ms: list[float]
+    # Fresh hits under the same client, for comparison (those that were fresh hits).
+    hit_ms: list[float]
+    # Stale answers with `hit; ttl=-N` and `max-age=0` (the rest: a wrong answer).
+    stale_answers: int
+    # Upstream calls per stale key after its stale answer: {calls: keys}; 1 refresh each.
+    refreshes: dict[int, int]
+    miss_statuses: dict[int, int]
+    example: str
+
+    @property
+    def stale_p50_ms(self) -> float:
+        """The median latency of the stale answers."""
+        return percentile(self.stale_ms, 0.5)
+
+    @property
+    def miss_p50_ms(self) -> float:
+        """The median latency of the misses."""
+        return percentile(self.miss_ms, 0.5)
+
+    @property
+    def ratio(self) -> float:
+        """The stale answer's median latency over the miss's."""
+        return self.stale_p50_ms / self.miss_p50_ms if self.miss_p50_ms else 0.0
+
+    @property
+    def passed(self) -> bool:
+        """Every stale request answered stale, one refresh per key, every miss a 200."""
+        stale = len(self.stale_ms)
+        return (
+            stale > 0
+            and self.stale_answers == stale
+            and self.refreshes == {1: stale}
+            and self.miss_statuses == {200: len(self.miss_ms)}
+        )

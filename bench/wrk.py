@@ -123,3 +123,17 @@ def fresh_key_script(prefix: str, salt: str) -> str:
         "  return wrk.format(nil, prefix .. key)\n"
         "end\n"
     )
+
+
+def cycle_script(paths: Sequence[str]) -> str:
+    """A wrk script asking for `paths` in turn, round and round."""
+    listed = ",\n".join(f"  {lua_string(path)}" for path in paths)
+    return (
+        f"local paths = {{\n{listed}\n}}\n"
+        "local count = #paths\n"
+        "local index = 0\n"
+        "request = function()\n"
+        "  index = index % count + 1\n"
+        "  return wrk.format(nil, paths[index])\n"
+        "end\n"
+    )

@@ -62,6 +62,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="A B rounds per pair (2)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
     parser.add_argument(
+        "--fleet-redis-timeout",
+        type=float,
+        help="GATEWAY_REDIS_TIMEOUT_SECONDS of fleet_calls' replicas (0.5; the gateway's own"
+        " default is 0.1)",
+    )
+    parser.add_argument(
         "--cases", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}"
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON and PNG")
@@ -75,7 +81,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def build_config(args: argparse.Namespace) -> BenchConfig:
     """The defaults, the --quick ones over them, then any explicit option."""
     values: dict[str, Any] = dict(QUICK) if args.quick else {}
-    for name in ("duration", "warmup", "rounds"):
+    for name in ("duration", "warmup", "rounds", "fleet_redis_timeout"):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     return BenchConfig(connections=args.connections, **values)

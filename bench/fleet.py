@@ -71,7 +71,13 @@ def run_fleet_calls(bench: Bench) -> FleetCallsResult:
     redis = bench.redis()
     try:
         with (
-            _replicas(bench, "gateway-fleet", config.fleet_replicas, redis) as replicas,
+            _replicas(
+                bench,
+                "gateway-fleet",
+                config.fleet_replicas,
+                redis,
+                {"GATEWAY_REDIS_TIMEOUT_SECONDS": f"{config.fleet_redis_timeout:g}"},
+            ) as replicas,
             _admin(bench) as admin,
         ):
             for n, replica in enumerate(replicas):  # lazy start-up work out of the way
@@ -105,6 +111,7 @@ def run_fleet_calls(bench: Bench) -> FleetCallsResult:
         in_turn=in_turn,
         at_once=at_once,
         shared_failures=dict(failures),
+        redis_timeout_s=config.fleet_redis_timeout,
     )
 
 

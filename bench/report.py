@@ -209,6 +209,7 @@ def fleet_calls_notes(result: FleetCallsResult) -> list[str]:
         )
     failures = listed(result.shared_failures) if result.shared_failures else "none"
     lines.append(f"shared-layer operations that failed, over the replicas: {failures}")
+    lines.append(f"the replicas ran with GATEWAY_REDIS_TIMEOUT_SECONDS={result.redis_timeout_s:g}")
     return lines
 
 

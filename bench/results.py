@@ -224,6 +224,8 @@ class FleetCallsResult:
     at_once: KeyReads
     # Shared-layer operations that did not succeed, by outcome, over every replica.
     shared_failures: dict[str, int]
+    # The replicas' GATEWAY_REDIS_TIMEOUT_SECONDS.
+    redis_timeout_s: float = 0.1
 
     @property
     def calls_per_key(self) -> float:

@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 
 from bench import wrk
+from bench.fleet import outcome_kind
 from bench.report import format_ms, rows
-from bench.results import MemoryResult, PairResult, Run, StampedeResult, WrkResult
+from bench.results import KeyReads, MemoryResult, PairResult, Run, StampedeResult, WrkResult
 
 WRK_REPORT = """\
 Running 8s test @ http://127.0.0.1:40001/v1/voice-connectors/bench/proxy-sessions/hit
@@ -175,3 +176,24 @@ def test_the_table_has_a_row_per_case_and_marks_errors() -> None:
 @pytest.mark.parametrize(("ms", "shown"), [(0.25, "250 µs"), (4.5, "4.50 ms"), (1500, "1.50 s")])
 def test_latencies_are_shown_in_a_readable_unit(ms: float, shown: str) -> None:
     assert format_ms(ms) == shown
+
+
+def test_fleet_outcomes_name_the_layer_that_answered() -> None:
+    assert outcome_kind("proxy-gateway-shared; hit; ttl=25, proxy-gateway; fwd=miss; stored") == (
+        "shared: hit"
+    )
+    assert outcome_kind(
+        "proxy-gateway-shared; fwd=miss; collapsed, proxy-gateway; fwd=miss; stored"
+    ) == ("shared: fwd=miss; collapsed")
+    assert outcome_kind("proxy-gateway; hit; ttl=3") == "local: hit"
+
+
+def test_key_reads_pass_only_with_one_call_a_key_and_every_answer_a_200() -> None:
+    good = KeyReads({"a": 1, "b": 1}, {200: 8}, {})
+    twice = KeyReads({"a": 1, "b": 2}, {200: 8}, {})
+    failed = KeyReads({"a": 1, "b": 1}, {200: 7, 502: 1}, {})
+
+    assert good.passed(replicas=4)
+    assert good.total == 2
+    assert not twice.passed(replicas=4)
+    assert not failed.passed(replicas=4)

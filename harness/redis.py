@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from harness import processes
 from harness.network import LOOPBACK, free_port
@@ -79,6 +80,28 @@ class RedisServer:
             connection.sendall(b"".join(parts))
             return connection.recv(65536)
 
+    def call(self, *args: str | bytes, timeout: float = 2.0) -> Any:
+        """Send one command and return its whole reply, parsed (RESP2): bytes, an int, a list,
+        None; an error reply raises ReplyError. `timeout` bounds the wait for the reply."""
+        parts = [b"*%d\r\n" % len(args)]
+        for arg in args:
+            data = arg.encode() if isinstance(arg, str) else arg
+            parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        with socket.create_connection((LOOPBACK, self.port), timeout=timeout) as connection:
+            connection.sendall(b"".join(parts))
+            with connection.makefile("rb") as reader:
+                return _reply(reader)
+
+    def strings(self, pattern: str = "*") -> dict[bytes, bytes]:
+        """Every string key matching `pattern`, with its value (other types are left out)."""
+        found: dict[bytes, bytes] = {}
+        for name in self.call("KEYS", pattern):
+            if self.call("TYPE", name) == b"string":
+                value = self.call("GET", name)
+                if value is not None:
+                    found[name] = value
+        return found
+
     def stop(self) -> None:
         """Stop it (SIGTERM, then SIGKILL)."""
         if self.process is not None:
@@ -101,3 +124,30 @@ class RedisServer:
         """Stop it and remove its directory."""
         self.stop()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class ReplyError(RuntimeError):
+    """An error reply (`-ERR ...`, `-READONLY ...`)."""
+
+
+def _reply(reader: Any) -> Any:
+    line: bytes = reader.readline()
+    if not line.endswith(b"\r\n"):
+        raise ConnectionError("redis-server closed the connection")
+    kind, body = line[:1], line[1:-2]
+    if kind == b"+":
+        return body
+    if kind == b"-":
+        raise ReplyError(body.decode(errors="replace"))
+    if kind == b":":
+        return int(body)
+    if kind == b"$":
+        size = int(body)
+        if size < 0:
+            return None
+        data: bytes = reader.read(size + 2)
+        return data[:-2]
+    if kind == b"*":
+        count = int(body)
+        return None if count < 0 else [_reply(reader) for _ in range(count)]
+    raise ConnectionError(f"not a RESP reply: {line!r}")

@@ -48,10 +48,12 @@ class Codec:
             members["u"] = value.upstream_code
         else:
             members["b"] = value.body.decode()
-        plain = orjson.dumps(members)
         if self._keyring is None:
-            return bytes((PLAIN,)) + plain
-        return self._keyring.seal(plain, name)
+            # A NotFound names no key: the name it is stored under binds it (a sealed value
+            # is bound to it by the cipher).
+            members["i"] = name.decode()
+            return bytes((PLAIN,)) + orjson.dumps(members)
+        return self._keyring.seal(orjson.dumps(members), name)
 
     def decode(self, stored: bytes, name: bytes, key: SessionKey) -> SharedEntry | None:
         """The entry stored under `name` for `key`, or None when it cannot be read back."""
@@ -63,6 +65,8 @@ class Codec:
             return None
         try:
             members = orjson.loads(plain)
+            if self._keyring is None and members.get("i") != name.decode():
+                return None  # stored under another key
             fresh_until, keep_until = float(members["f"]), float(members["k"])
             value: SessionRecord | NotFound
             if "b" in members:

@@ -1,8 +1,9 @@
 """Builds the shared layer from the settings, and owns its connections for the process's life.
 
 One connection pool for commands (every operation limited to `GATEWAY_REDIS_TIMEOUT_SECONDS`,
-no retries: the guard decides) and one connection for the notices, which waits for messages
-without a time limit and is watched by health checks instead.
+no retries but one on a new connection when a pooled one turns out dead: the guard decides)
+and one connection for the notices, which waits for messages without a time limit and is
+watched by health checks instead.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.domain.types import SessionKey
 from app.settings import Settings
@@ -60,11 +62,15 @@ class Fleet:
         }
         if settings.redis_password is not None:
             common["password"] = settings.redis_password
+        # A connection pooled before the server restarted fails on first use: once more, on
+        # a new connection, within the same time limit. Else each pooled connection counts a
+        # failure (a WARNING each way) after the server's return.
+        retrying = {**common, "retry": Retry(NoBackoff(), 1, (RedisConnectionError,))}
         self._commands = Redis.from_url(
             url,
             socket_timeout=settings.redis_timeout_seconds,
             max_connections=MAX_CONNECTIONS,
-            **common,
+            **retrying,
         )
         # The notices' connection is off the request path: it may take longer to connect
         # (a replica starting on a busy node), and waits for messages without a limit.

@@ -134,6 +134,9 @@ class SharedLayer:
                     if filled is not None:
                         return filled
                     return await self._lead(key, origin, token, forward, revalidate)
+                if loop.time() >= give_up:
+                    # Still held, by a holder that took it after this waiter came.
+                    return await self._alone(key, origin, forward)
                 notice = await self._await_fill(waiter, give_up)
             except SharedDown:
                 return await self._alone(key, origin, forward)
@@ -145,10 +148,8 @@ class SharedLayer:
             fresh = entry is not None and entry.fresh(self._wall())
             if entry is not None and fresh and (not revalidate or notice is not None):
                 return Fetched(entry, _collapsed(forward))
-            if loop.time() >= give_up:
-                return await self._alone(key, origin, forward)
-            # No fill came and the lease is gone (its holder died, or it failed quietly):
-            # take it over on the next turn.
+            # No fill came: the lease again. One held when this waiter came has lapsed by
+            # `give_up` (its holder died, or it failed quietly): taken over, not bypassed.
 
     async def _filled_meanwhile(self, key: SessionKey, token: str) -> Fetched | None:
         """The fresh entry another replica wrote just now, with the lease let go; else None."""

@@ -145,6 +145,11 @@ class ProxySessionService:
             self._observer.cache_result("miss" if leader else "coalesced")
             raise
         record = filled.record
+        if filled.shared is not None and filled.shared.fault is not None:
+            # The call failed; the shared layer's expired entry answers (stale-if-error).
+            self._observer.cache_result("stale")
+            local = CacheOutcome("local", forward="stale", fault=filled.shared.fault)
+            return Lookup(record, "stale", 0, (filled.shared, local))
         ttl = _seconds(filled.fresh_for)
         forward: Forward = "request" if revalidate else ("stale" if entry is not None else "miss")
         if not leader:

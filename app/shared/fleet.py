@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 128
 """Command connections per process (beyond them an operation fails and counts as one)."""
-LEASE_MARGIN_SECONDS = 0.5
-"""A lease outlives the upstream deadline by this much: the holder writes what it got."""
 
 
 class FleetObserver(SharedObserver, RateObserver, Protocol):
@@ -91,7 +89,9 @@ class Fleet:
             self.notices,
             prefix=prefix,
             replica=self.replica,
-            lease_seconds=settings.upstream_timeout_seconds + LEASE_MARGIN_SECONDS,
+            # The lease lasts the upstream deadline: a holder that dies delays the others by
+            # no more than its call could have taken.
+            lease_seconds=settings.upstream_timeout_seconds,
             wall=wall,
         )
         self.quota: FleetQuota | None = None
@@ -119,6 +119,7 @@ class Fleet:
 
     async def close(self) -> None:
         """Stop the background work and close the connections."""
+        await self.layer.close()
         await self.notices.close()
         if self.quota is not None:
             await self.quota.close()

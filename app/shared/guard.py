@@ -36,6 +36,15 @@ class SharedObserver(Protocol):
         """Whether the last shared-layer operation succeeded."""
 
 
+class TimeShare:
+    """A lookup's time in the shared layer, over all its operations: seconds left."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, seconds: float) -> None:
+        self.left = seconds
+
+
 class SharedDown(Exception):
     """The shared layer did not answer (error, time limit, or the breaker open)."""
 
@@ -68,13 +77,31 @@ class Guard:
         """Whether operations are being skipped."""
         return self._failures >= FAILURES_TO_OPEN and self._clock() < self._open_until
 
-    async def run(self, operation: Operation, call: Callable[[], Awaitable[T]]) -> T:
-        """`call()`'s result, or SharedDown when it fails, overruns or is skipped."""
+    async def run(
+        self, operation: Operation, call: Callable[[], Awaitable[T]], share: TimeShare | None = None
+    ) -> T:
+        """`call()`'s result, or SharedDown when it fails, overruns or is skipped.
+
+        With `share`, the operation gets what is left of a lookup's time in the shared layer
+        (at most `timeout`), none once it is spent, and uses it up as it goes.
+        """
         if self.open:
             self._observer.shared_operation(operation, "skipped")
             raise SharedDown(operation)
+        limit = self.timeout if share is None else min(self.timeout, share.left)
+        if limit <= 0:  # this lookup's time is spent: no fault of the shared layer
+            raise SharedDown(operation)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
-            async with asyncio.timeout(self.timeout):
+            return await self._run(operation, call, limit)
+        finally:
+            if share is not None:
+                share.left -= loop.time() - started
+
+    async def _run(self, operation: Operation, call: Callable[[], Awaitable[T]], limit: float) -> T:
+        try:
+            async with asyncio.timeout(limit):
                 result = await call()
         except TimeoutError as exc:
             self.failed(operation, "timeout")

@@ -15,16 +15,17 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
-from app.domain.errors import GatewayError, error_for_code
+from app.domain.errors import GatewayError, NotFound, UpstreamFault, error_for_code
 from app.domain.outcome import CacheOutcome, Forward
 from app.domain.types import SessionKey
 from app.shared.codec import Codec, SharedEntry
-from app.shared.guard import Guard, SharedDown
+from app.shared.guard import Guard, SharedDown, TimeShare
 from app.shared.notices import Notice, Notices
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ Origin = Callable[[], Awaitable[SharedEntry]]
 
 UNREADABLE_WARNING_SECONDS = 60.0
 """At most one WARNING this often about entries that could not be read back."""
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.1
 """A waiter reads the entry this often should a notice not come (a lost message)."""
 
 # Delete the lease only if this replica still holds it.
@@ -80,6 +81,7 @@ class SharedLayer:
         self._release = redis.register_script(_RELEASE)
         self._unreadable = 0
         self._next_warning = 0.0
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def channel(self) -> str:
@@ -90,12 +92,12 @@ class SharedLayer:
         vc, ps = key
         return f"{self._prefix}{kind}:{len(vc)}:{vc}:{ps}".encode()
 
-    async def read(self, key: SessionKey) -> SharedEntry | None:
+    async def read(self, key: SessionKey, share: TimeShare | None = None) -> SharedEntry | None:
         """The shared entry for `key`, fresh or stale; None when there is none, it cannot be
         read back, or the shared layer does not answer."""
         name = self._name("s", key)
         try:
-            stored = await self._guard.run("get", lambda: self._redis.get(name))
+            stored = await self._guard.run("get", lambda: self._redis.get(name), share)
         except SharedDown:
             return None
         if not isinstance(stored, bytes):
@@ -114,63 +116,90 @@ class SharedLayer:
         return entry
 
     async def fetch(self, key: SessionKey, origin: Origin, *, revalidate: bool) -> Fetched:
-        """A fresh entry for `key`: the shared one, or one upstream call for the fleet."""
+        """A fresh entry for `key`: the shared one, or one upstream call for the fleet.
+
+        The lookup's own operations share one `GATEWAY_REDIS_TIMEOUT_SECONDS` in all, so the
+        shared layer adds at most that to the upstream deadline; waiting for another
+        replica's call is bounded by its lease. Should the call fail, an entry still within
+        its stale window answers (its outcome carries the fault).
+        """
+        share = TimeShare(self._guard.timeout)
         forward: Forward = "request"
+        seen: SharedEntry | None = None
         if not revalidate:
-            entry = await self.read(key)
-            if entry is not None and entry.fresh(self._wall()):
-                return Fetched(entry, _shared_hit(entry, self._wall()))
-            forward = "miss" if entry is None else "stale"
+            seen = await self.read(key, share)
+            if seen is not None and seen.fresh(self._wall()):
+                return Fetched(seen, _shared_hit(seen, self._wall()))
+            forward = "miss" if seen is None else "stale"
+        try:
+            return await self._fetch(key, origin, revalidate, forward, share)
+        except UpstreamFault as fault:
+            if seen is None or isinstance(seen.value, NotFound):
+                raise
+            if self._wall() >= seen.keep_until:
+                raise
+            return Fetched(seen, CacheOutcome("shared", forward=forward, fault=fault))
+
+    async def _fetch(
+        self, key: SessionKey, origin: Origin, revalidate: bool, forward: Forward, share: TimeShare
+    ) -> Fetched:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self._lease_ms / 1000
         while True:
             waiter = self._notices.waiter(key)
             try:
-                token = await self._take_lease(key)
+                token = await self._take_lease(key, share)
                 if token is not None:
                     # Another replica may have filled the key and let go of the lease between
                     # this replica's read and its lease: read again before calling upstream.
-                    filled = None if revalidate else await self._filled_meanwhile(key, token)
+                    filled = None if revalidate else await self._filled_meanwhile(key, token, share)
                     if filled is not None:
                         return filled
-                    return await self._lead(key, origin, token, forward, revalidate)
+                    return await self._lead(key, origin, token, forward, revalidate, share)
                 if loop.time() >= give_up:
                     # Still held, by a holder that took it after this waiter came.
-                    return await self._alone(key, origin, forward)
+                    return await self._alone(origin, forward)
                 notice = await self._await_fill(waiter, give_up)
             except SharedDown:
-                return await self._alone(key, origin, forward)
+                return await self._alone(origin, forward)
             finally:
                 self._notices.forget(key, waiter)
             if notice is not None and notice.kind == "fail":
                 raise error_for_code(notice.code, notice.detail, notice.upstream_code)
-            entry = await self.read(key)
+            # The wait was another replica's call: reading its answer gets time of its own.
+            share = TimeShare(self._guard.timeout)
+            entry = await self.read(key, share)
             fresh = entry is not None and entry.fresh(self._wall())
             if entry is not None and fresh and (not revalidate or notice is not None):
                 return Fetched(entry, _collapsed(forward))
             # No fill came: the lease again. One held when this waiter came has lapsed by
             # `give_up` (its holder died, or it failed quietly): taken over, not bypassed.
 
-    async def _filled_meanwhile(self, key: SessionKey, token: str) -> Fetched | None:
+    async def _filled_meanwhile(
+        self, key: SessionKey, token: str, share: TimeShare
+    ) -> Fetched | None:
         """The fresh entry another replica wrote just now, with the lease let go; else None."""
-        entry = await self.read(key)
+        entry = await self.read(key, share)
         if entry is None or not entry.fresh(self._wall()):
             return None
-        await self._release_lease(key, token)
+        self._in_background(self._release_lease(key, token))
         return Fetched(entry, _shared_hit(entry, self._wall()))
 
     async def stale(self, key: SessionKey) -> SharedEntry | None:
-        """A found entry for `key` still within its stale window, for stale-if-error."""
+        """A found entry for `key` still within its stale window, for stale-if-error; None
+        at once while the shared layer is failing (a request has waited enough)."""
+        if not self._guard.up:
+            return None
         entry = await self.read(key)
         if entry is None or isinstance(entry.value, GatewayError):
             return None
         return entry if self._wall() < entry.keep_until else None
 
-    async def _take_lease(self, key: SessionKey) -> str | None:
+    async def _take_lease(self, key: SessionKey, share: TimeShare) -> str | None:
         token = secrets.token_hex(8)
         name = self._name("l", key)
         taken = await self._guard.run(
-            "lease", lambda: self._redis.set(name, token, nx=True, px=self._lease_ms)
+            "lease", lambda: self._redis.set(name, token, nx=True, px=self._lease_ms), share
         )
         return token if taken else None
 
@@ -183,40 +212,66 @@ class SharedLayer:
             return None
 
     async def _lead(
-        self, key: SessionKey, origin: Origin, token: str, forward: Forward, revalidate: bool
+        self,
+        key: SessionKey,
+        origin: Origin,
+        token: str,
+        forward: Forward,
+        revalidate: bool,
+        share: TimeShare,
     ) -> Fetched:
-        """Holding the lease: call the origin, share what it said, tell the others."""
+        """Holding the lease: call the origin, share what it said, tell the others (the
+        notice and the lease's release go on in the background: the answer is ready)."""
         try:
-            try:
-                entry = await origin()
-            except GatewayError as error:
-                await self._publish(
-                    Notice(
-                        "fail", key, self._replica, error.code, error.detail, error.upstream_code
-                    )
-                )
-                raise
-            stored = await self.write(key, entry)
-            await self._publish(Notice("inv" if revalidate else "fill", key, self._replica))
-        finally:
-            await self._release_lease(key, token)
+            entry = await origin()
+        except GatewayError as error:
+            failed = Notice(
+                "fail", key, self._replica, error.code, error.detail, error.upstream_code
+            )
+            self._in_background(self._tell_and_release(failed, key, token))
+            raise
+        except BaseException:
+            self._in_background(self._release_lease(key, token))
+            raise
+        stored = await self.write(key, entry, share)
+        done = Notice("inv" if revalidate else "fill", key, self._replica)
+        self._in_background(self._tell_and_release(done, key, token))
         return Fetched(entry, _fetched(forward, stored))
 
-    async def _alone(self, key: SessionKey, origin: Origin, forward: Forward) -> Fetched:
+    async def _alone(self, origin: Origin, forward: Forward) -> Fetched:
         """The shared layer is not answering: call the origin as a lone replica would."""
         entry = await origin()
         return Fetched(entry, _fetched(forward, stored=False))
 
-    async def write(self, key: SessionKey, entry: SharedEntry) -> bool:
+    async def write(
+        self, key: SessionKey, entry: SharedEntry, share: TimeShare | None = None
+    ) -> bool:
         """Store `entry` until it may no longer answer; whether the shared layer took it."""
         name = self._name("s", key)
         expires_ms = int(entry.keep_until * 1000)
         data = self._codec.encode(entry, name)
         try:
-            await self._guard.run("set", lambda: self._redis.set(name, data, pxat=expires_ms))
+            await self._guard.run(
+                "set", lambda: self._redis.set(name, data, pxat=expires_ms), share
+            )
         except SharedDown:
             return False
         return True
+
+    async def _tell_and_release(self, notice: Notice, key: SessionKey, token: str) -> None:
+        await self._publish(notice)
+        await self._release_lease(key, token)
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` without the request waiting for it (kept until it ends)."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        """Let the background work end (a notice or a release in flight)."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=self._guard.timeout * 2)
 
     async def _publish(self, notice: Notice) -> None:
         self._notices.deliver(notice)  # this replica's own waiters

@@ -314,6 +314,37 @@ def test_a_slow_server_costs_at_most_its_timeout_and_then_is_skipped(
         assert gateway.client.get("/readyz").status_code == 200
 
 
+def test_a_server_falling_asleep_during_the_call_adds_one_timeout_at_most(
+    emulator: Emulator, redis: RedisServer, tmp_path: Path
+) -> None:
+    # A longer limit than elsewhere, so that three operations each taking it (the write,
+    # the notice and the release, as the request once waited for) would stand out.
+    limit, delay = 0.3, 0.6
+    with started(emulator, tmp_path, settings(redis.url, redis_timeout_seconds=limit)) as (
+        gateway,
+    ):
+        assert gateway.get_session(*new_key(emulator)).headers[STATUS] == FETCHED
+        key = new_key(emulator)
+        emulator.fault(*key, delay=delay, times=1)
+        sleeping = threading.Thread(
+            target=_sleep_after, args=(redis, delay / 2), kwargs={"seconds": 3}
+        )
+        sleeping.start()
+        try:
+            reply, took = timed(gateway, key)
+        finally:
+            sleeping.join()
+
+    assert reply.status_code == 200
+    assert reply.headers[STATUS] == ALONE  # read and lease before the sleep; no write
+    assert took <= delay + limit + 0.25
+
+
+def _sleep_after(server: RedisServer, pause: float, *, seconds: int) -> None:
+    time.sleep(pause)
+    server.call("DEBUG", "SLEEP", str(seconds), timeout=seconds + 5)
+
+
 REFUSALS: dict[str, tuple[tuple[str, ...], ...]] = {
     "out of memory": (
         ("CONFIG", "SET", "maxmemory-policy", "noeviction"),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 Key = tuple[str, str]
 
 MAX_DELAY_SECONDS = 300.0
+MAX_PAD_BYTES = 256 * 1024 * 1024
 _CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,127}")
 
 
@@ -28,6 +29,15 @@ class Fault:
     malformed: bool = False
     raw_body: str | None = None
     raw_status: int | None = None
+    # Answer with a redirect to this URL (Location), status `redirect_status`.
+    redirect: str | None = None
+    redirect_status: int = 307
+    # Answer with the session under other ids than the request's.
+    foreign_ids: bool = False
+    # Pad the normal answer with this many bytes of JSON whitespace.
+    pad_bytes: int = 0
+    # Send the normal answer chunked, with no Content-Length.
+    chunked: bool = False
     times: int | None = None
 
 
@@ -70,6 +80,16 @@ def _delay(spec: dict[str, object]) -> float:
     return delay
 
 
+def _redirect(spec: dict[str, object]) -> str | None:
+    url = _opt_str(spec, "redirect")
+    # The URL goes into a response header, so it must stay on one line.
+    if url is not None and (
+        not url.startswith(("http://", "https://")) or any(c in url for c in "\r\n")
+    ):
+        raise FaultSpecError("redirect must be an http(s) URL")
+    return url
+
+
 def parse_fault(spec: object) -> Fault:
     """Validate a decoded JSON fault specification."""
     if not isinstance(spec, dict):
@@ -92,6 +112,11 @@ def parse_fault(spec: object) -> Fault:
         malformed=_flag(spec, "malformed"),
         raw_body=_opt_str(spec, "raw_body"),
         raw_status=_opt_int(spec, "raw_status", 200, 599),
+        redirect=_redirect(spec),
+        redirect_status=_opt_int(spec, "redirect_status", 300, 399) or 307,
+        foreign_ids=_flag(spec, "foreign_ids"),
+        pad_bytes=_opt_int(spec, "pad_bytes", 0, MAX_PAD_BYTES) or 0,
+        chunked=_flag(spec, "chunked"),
         times=_opt_int(spec, "times", 1, 1_000_000_000),
     )
 

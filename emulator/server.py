@@ -20,6 +20,7 @@ ADMIN_PREFIX = "_emulator"
 WILDCARD = "*"
 MALFORMED_BODY = b"<html>garbage"
 NOT_FOUND = "NotFoundException"
+CHUNK_BYTES = 64 * 1024
 # l_onoff=1, l_linger=0: close() then sends RST instead of FIN.
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
@@ -124,16 +125,27 @@ class Emulator:
 
     def answer(self, key: Key) -> web.Response:
         """Answer GetProxySession from the stored sessions."""
-        body = self.store.sessions.get(key)
+        body = self.session_body(key)
         if body is not None:
             return wire.ok(body)
+        return self.not_found(key)
+
+    def session_body(self, key: Key) -> bytes | None:
+        """The stored (or default) session's reply body, None when there is none."""
+        body = self.store.sessions.get(key)
+        if body is not None:
+            return body
         if self.default_session is not None:
             ids = {"VoiceConnectorId": key[0], "ProxySessionId": key[1]}
-            return wire.ok(render({**self.default_session, **ids}))
+            return render({**self.default_session, **ids})
+        return None
+
+    def not_found(self, key: Key) -> web.Response:
+        """Answer NotFoundException for `key`."""
         message = f"Proxy session {key[1]} not found on Voice Connector {key[0]}."
         return wire.error(NOT_FOUND, self.not_found_status, message)
 
-    async def inject(self, request: web.Request, key: Key, fault: Fault) -> web.Response:
+    async def inject(self, request: web.Request, key: Key, fault: Fault) -> web.StreamResponse:
         """Answer one request the way the fault says."""
         if fault.delay:
             await asyncio.sleep(fault.delay)
@@ -141,6 +153,10 @@ class Emulator:
             return _abort(request)
         if fault.raw_body is not None or fault.raw_status is not None:
             return wire.raw(fault.raw_status or 200, (fault.raw_body or "").encode())
+        if fault.redirect is not None:
+            return wire.redirect(fault.redirect_status, fault.redirect)
+        if fault.foreign_ids or fault.pad_bytes or fault.chunked:
+            return await self.odd_answer(request, key, fault)
         if fault.malformed:
             return wire.raw(200, MALFORMED_BODY)
         if fault.error is not None:
@@ -150,6 +166,31 @@ class Emulator:
             message = fault.message or f"{fault.error} injected by the emulator."
             return wire.error(fault.error, status, message)
         return self.answer(key)
+
+    async def odd_answer(self, request: web.Request, key: Key, fault: Fault) -> web.StreamResponse:
+        """The normal answer under other ids, padded or chunked, as the fault says."""
+        body = self.session_body(key)
+        if body is None:
+            return self.not_found(key)
+        if fault.foreign_ids:
+            reply = json.loads(body)
+            session = reply["ProxySession"]
+            session["VoiceConnectorId"] = f"other-{key[0]}"
+            session["ProxySessionId"] = f"other-{key[1]}"
+            body = json.dumps(reply).encode()
+        if fault.pad_bytes:
+            body = body[:-1] + b" " * fault.pad_bytes + body[-1:]
+        if not fault.chunked:
+            return wire.ok(body)
+        response = web.StreamResponse(
+            headers={"Content-Type": wire.JSON, "x-amzn-RequestId": wire.request_id()}
+        )
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(body), CHUNK_BYTES):
+            await response.write(body[start : start + CHUNK_BYTES])
+        await response.write_eof()
+        return response
 
     async def admin(self, request: web.Request, parts: list[str]) -> web.Response:
         """Serve the admin API under /_emulator."""

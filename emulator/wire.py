@@ -111,3 +111,12 @@ def raw(status: int, body: bytes) -> web.Response:
     return web.Response(
         status=status, body=body, headers={"Content-Type": JSON, "x-amzn-RequestId": request_id()}
     )
+
+
+def redirect(status: int, location: str) -> web.Response:
+    """Answer a redirect to `location`, as a load balancer or a captive portal might."""
+    return web.Response(
+        status=status,
+        body=b"<html>moved</html>",
+        headers={"Location": location, "Content-Type": "text/html"},
+    )

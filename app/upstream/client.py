@@ -5,6 +5,12 @@ botocore's own retries are off (one attempt per call): this module retries throt
 budget (`GATEWAY_UPSTREAM_MAX_ATTEMPTS`) and the one deadline per request
 (`GATEWAY_UPSTREAM_TIMEOUT_SECONDS`) cover every attempt. botocore's standard mode would
 not retry `ThrottledClientException` anyway: it is not in its throttling list.
+
+The upstream is AWS or nothing. aiobotocore's `AIOHTTPSession` lets aiohttp follow
+redirects (it never passes `allow_redirects`). The client's session class, chosen through
+aiobotocore's public `AioConfig(http_session_cls=...)`, is `GatewayHTTPSession`: it hands
+aiobotocore a view of its aiohttp session that never follows a redirect (the 3xx comes back
+to botocore as an error reply, mapped here).
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ from contextlib import AsyncExitStack
 from typing import Any, Protocol
 
 import aioboto3
+import aiohttp
+from aiobotocore.config import AioConfig
+from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.session import get_session
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -98,10 +106,41 @@ BACKOFF_BASE_SECONDS = 0.05
 BACKOFF_CAP_SECONDS = 1.0
 
 
+BARE_STATUS_ERRORS: dict[int, type[GatewayError]] = {
+    429: Throttled,
+    503: ServiceUnavailable,
+}
+"""A bare status (no AWS error shape) -> its fault; any other bare 5xx is UpstreamFailure."""
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def map_bare_status(status: int) -> GatewayError | None:
+    """The fault a reply without AWS's error shape stands for, by its status alone.
+
+    A load balancer's page for 429/5xx is the fault its status says; a redirect is never
+    followed (the upstream is AWS or nothing). None: any other status keeps its code.
+    """
+    if status in REDIRECTS:
+        return UpstreamUnavailable(f"The upstream answered a redirect ({status}); not followed.")
+    error_type = BARE_STATUS_ERRORS.get(status)
+    if error_type is None and 500 <= status <= 599:
+        error_type = UpstreamFailure
+    if error_type is None:
+        return None
+    return error_type(f"The upstream answered a bare {status} (no AWS error).")
+
+
 def map_exception(exc: Exception) -> GatewayError:
     """Turn whatever the client raised into the gateway's error, keeping the AWS code."""
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code") or "Unknown")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        # botocore names an error by its status when the reply carries no AWS code.
+        if isinstance(status, int) and code == str(status):
+            bare = map_bare_status(status)
+            if bare is not None:
+                return bare
         error_type = AWS_ERRORS.get(code, UpstreamError)
         return error_type(f"AWS answered {code}.", upstream_code=code)
     for exc_type, error_type in TRANSPORT_ERRORS.items():
@@ -115,6 +154,38 @@ def backoff_seconds(attempt: int) -> float:
     """Full-jitter exponential backoff before retry number `attempt` (1-based)."""
     ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
     return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+
+
+SESSION_SEAM = "_get_session"
+"""The `AIOHTTPSession` method that hands `send` its aiohttp session, overridden here."""
+
+
+class _NoRedirects:
+    """An aiohttp session whose requests never follow a redirect."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    def request(self, method: str, url: Any, **kwargs: Any) -> Any:
+        kwargs["allow_redirects"] = False
+        return self._session.request(method, url, **kwargs)
+
+
+class GatewayHTTPSession(AIOHTTPSession):  # type: ignore[misc]  # aiobotocore ships no types
+    """aiobotocore's aiohttp session, redirects refused."""
+
+    async def _get_session(self, proxy_url: Any) -> Any:
+        return _NoRedirects(await super()._get_session(proxy_url))
+
+
+def session_class() -> type[GatewayHTTPSession]:
+    """The `GatewayHTTPSession` class for aiobotocore's `http_session_cls`."""
+    if not callable(getattr(AIOHTTPSession, SESSION_SEAM, None)):
+        # aiobotocore changed under us: refuse to start rather than follow redirects.
+        raise RuntimeError(
+            f"aiobotocore's AIOHTTPSession has no {SESSION_SEAM}: redirects cannot be refused"
+        )
+    return GatewayHTTPSession
 
 
 class Permit(Protocol):
@@ -146,7 +217,9 @@ class Upstream:
 
     async def start(self) -> None:
         """Build the client (credentials, region and endpoint from the standard AWS chain)."""
-        config = Config(
+        config = AioConfig(
+            # No redirect followed.
+            http_session_cls=session_class(),
             connect_timeout=min(
                 self._settings.upstream_connect_timeout_seconds,
                 self._settings.upstream_timeout_seconds,
@@ -325,4 +398,4 @@ def _bounded_code(code: str | None) -> str:
     return code if code in AWS_ERRORS else "other"
 
 
-__all__ = ["AWS_ERRORS", "RETRYABLE", "Upstream", "map_exception"]
+__all__ = ["AWS_ERRORS", "RETRYABLE", "Upstream", "map_bare_status", "map_exception"]

@@ -385,10 +385,21 @@ class Upstream:
         try:
             if not isinstance(member, dict):
                 raise TypeError("no ProxySession member")
+            if not _names_key(member, key):
+                log.warning("upstream reply names other ids than asked")
+                raise UpstreamUnavailable("The upstream reply names other ids than asked.")
             return ProxySession.from_aws(member, key)
         except (TypeError, ValueError, AttributeError, OverflowError) as exc:
             log.warning("malformed upstream reply", extra={"error_type": type(exc).__name__})
             raise UpstreamUnavailable("Malformed upstream reply.") from exc
+
+
+def _names_key(member: dict[str, Any], key: SessionKey) -> bool:
+    """Whether the ids the reply names (absent ones are the request's) are the key's."""
+    return bool(
+        member.get("VoiceConnectorId", key[0]) == key[0]
+        and member.get("ProxySessionId", key[1]) == key[1]
+    )
 
 
 def _bounded_code(code: str | None) -> str:

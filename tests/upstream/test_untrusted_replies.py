@@ -1,4 +1,4 @@
-"""Replies AWS would never send, over the wire: redirects, bare statuses."""
+"""Replies AWS would never send, over the wire: redirects, bare statuses, foreign ids."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.conftest import GatewayFactory
+from tests.conftest import GatewayFactory, session_with
 from tests.support.servers import LOOPBACK, Emulator
 
 ONE_ATTEMPT = {"upstream_max_attempts": 1}
@@ -146,3 +146,27 @@ def test_bare_5xx_open_the_breaker(
     assert refused.json()["code"] == "CIRCUIT_OPEN"
     assert emulator.total_calls() == before
     assert gateway.metric("gateway_breaker_state") == 1
+
+
+def test_a_reply_naming_other_ids_is_refused_and_not_cached(
+    gateway_factory: GatewayFactory, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    gateway = gateway_factory(**ONE_ATTEMPT)
+    emulator.fault(*seeded, foreign_ids=True)
+
+    first = gateway.get_session(*seeded)
+    second = gateway.get_session(*seeded)
+
+    assert first.status_code == second.status_code == 502
+    assert first.json()["code"] == "UPSTREAM_UNAVAILABLE"
+    assert "upstreamCode" not in first.json()
+    assert emulator.calls(*seeded) == 2  # nothing cached: the second asked again
+
+
+def test_a_reply_naming_its_own_ids_is_served(
+    gateway_factory: GatewayFactory, emulator: Emulator, key: tuple[str, str]
+) -> None:
+    gateway = gateway_factory(**ONE_ATTEMPT)
+    emulator.seed(*key, session_with(VoiceConnectorId=key[0], ProxySessionId=key[1]))
+
+    assert gateway.get_session(*key).status_code == 200

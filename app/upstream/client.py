@@ -7,10 +7,12 @@ budget (`GATEWAY_UPSTREAM_MAX_ATTEMPTS`) and the one deadline per request
 not retry `ThrottledClientException` anyway: it is not in its throttling list.
 
 The upstream is AWS or nothing. aiobotocore's `AIOHTTPSession` lets aiohttp follow
-redirects (it never passes `allow_redirects`). The client's session class, chosen through
-aiobotocore's public `AioConfig(http_session_cls=...)`, is `GatewayHTTPSession`: it hands
-aiobotocore a view of its aiohttp session that never follows a redirect (the 3xx comes back
-to botocore as an error reply, mapped here).
+redirects (it never passes `allow_redirects`) and reads each reply whole into memory. The
+client's session class, chosen through aiobotocore's public
+`AioConfig(http_session_cls=...)`, is `GatewayHTTPSession`: it hands aiobotocore a view of
+its aiohttp session that never follows a redirect (the 3xx comes back to botocore as an
+error reply, mapped here), and reads at most `GATEWAY_UPSTREAM_MAX_BODY_BYTES` of a reply
+before refusing it.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from typing import Any, Protocol
 
 import aioboto3
 import aiohttp
+from aiobotocore.awsrequest import AioAWSResponse
 from aiobotocore.config import AioConfig
 from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.session import get_session
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectionClosedError,
     ConnectTimeoutError,
     CredentialRetrievalError,
     EndpointConnectionError,
@@ -160,6 +164,12 @@ SESSION_SEAM = "_get_session"
 """The `AIOHTTPSession` method that hands `send` its aiohttp session, overridden here."""
 
 
+class ReplyTooLarge(BotoCoreError):  # type: ignore[misc]  # botocore ships no types
+    """The upstream reply is larger than the gateway reads."""
+
+    fmt = "Upstream reply larger than {limit} bytes"
+
+
 class _NoRedirects:
     """An aiohttp session whose requests never follow a redirect."""
 
@@ -171,21 +181,80 @@ class _NoRedirects:
         return self._session.request(method, url, **kwargs)
 
 
+class _Body:
+    """The already read reply body, where aiobotocore's response reads it from."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    async def read(self) -> bytes:
+        return self._body
+
+
 class GatewayHTTPSession(AIOHTTPSession):  # type: ignore[misc]  # aiobotocore ships no types
-    """aiobotocore's aiohttp session, redirects refused."""
+    """aiobotocore's aiohttp session, redirects refused and replies bounded."""
+
+    max_body_bytes = 65536
 
     async def _get_session(self, proxy_url: Any) -> Any:
         return _NoRedirects(await super()._get_session(proxy_url))
 
+    async def send(self, request: Any) -> Any:
+        streamed = request.stream_output
+        request.stream_output = True  # read the body here, bounded, not whole in `send`
+        try:
+            response = await super().send(request)
+        finally:
+            request.stream_output = streamed
+        if streamed:
+            return response
+        body = await read_at_most(response.raw, self.max_body_bytes, request.url)
+        return AioAWSResponse(response.url, response.status_code, response.headers, _Body(body))
 
-def session_class() -> type[GatewayHTTPSession]:
-    """The `GatewayHTTPSession` class for aiobotocore's `http_session_cls`."""
+
+async def read_at_most(raw: aiohttp.ClientResponse, limit: int, url: str) -> bytes:
+    """The reply body, or ReplyTooLarge once it is known to exceed `limit` bytes.
+
+    A declared Content-Length over the limit is refused before reading anything; otherwise
+    at most `limit + 1` bytes are read. The connection is dropped on refusal.
+    """
+    try:
+        if raw.content_length is not None and raw.content_length > limit:
+            raise ReplyTooLarge(limit=limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await raw.content.read(limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise ReplyTooLarge(limit=limit)
+        raw.release()
+        return b"".join(chunks)
+    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+        raw.close()
+        raise ConnectionClosedError(error=exc, endpoint_url=url) from exc
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raw.close()
+        raise ReadTimeoutError(endpoint_url=url, error=exc) from exc
+    except aiohttp.ClientError as exc:
+        raw.close()
+        raise HTTPClientError(error=exc) from exc
+    except BaseException:  # refused, cancelled: the rest of the reply is never read
+        raw.close()
+        raise
+
+
+def session_class(max_body_bytes: int) -> type[GatewayHTTPSession]:
+    """A `GatewayHTTPSession` reading at most `max_body_bytes` of a reply."""
     if not callable(getattr(AIOHTTPSession, SESSION_SEAM, None)):
         # aiobotocore changed under us: refuse to start rather than follow redirects.
         raise RuntimeError(
             f"aiobotocore's AIOHTTPSession has no {SESSION_SEAM}: redirects cannot be refused"
         )
-    return GatewayHTTPSession
+    return type("BoundedHTTPSession", (GatewayHTTPSession,), {"max_body_bytes": max_body_bytes})
 
 
 class Permit(Protocol):
@@ -218,8 +287,8 @@ class Upstream:
     async def start(self) -> None:
         """Build the client (credentials, region and endpoint from the standard AWS chain)."""
         config = AioConfig(
-            # No redirect followed.
-            http_session_cls=session_class(),
+            # No redirect followed, no reply read past GATEWAY_UPSTREAM_MAX_BODY_BYTES.
+            http_session_cls=session_class(self._settings.upstream_max_body_bytes),
             connect_timeout=min(
                 self._settings.upstream_connect_timeout_seconds,
                 self._settings.upstream_timeout_seconds,

@@ -1,4 +1,4 @@
-"""Replies AWS would never send, over the wire: redirects, bare statuses, foreign ids."""
+"""Replies AWS would never send, over the wire: redirects, bare statuses, foreign ids, size."""
 
 from __future__ import annotations
 
@@ -170,3 +170,32 @@ def test_a_reply_naming_its_own_ids_is_served(
     emulator.seed(*key, session_with(VoiceConnectorId=key[0], ProxySessionId=key[1]))
 
     assert gateway.get_session(*key).status_code == 200
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_reply_over_the_size_limit_is_refused_and_not_cached(
+    gateway_factory: GatewayFactory, emulator: Emulator, seeded: tuple[str, str], chunked: bool
+) -> None:
+    gateway = gateway_factory(upstream_max_body_bytes=4096, **ONE_ATTEMPT)
+    emulator.fault(*seeded, pad_bytes=1_000_000, chunked=chunked)
+
+    first = gateway.get_session(*seeded)
+    second = gateway.get_session(*seeded)
+
+    assert first.status_code == 502
+    assert first.json()["code"] == "UPSTREAM_UNAVAILABLE"
+    assert "upstreamCode" not in first.json()
+    assert second.status_code == 502
+    assert emulator.calls(*seeded) == 2
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_reply_at_the_size_limit_is_served(
+    gateway_factory: GatewayFactory, emulator: Emulator, seeded: tuple[str, str], chunked: bool
+) -> None:
+    gateway = gateway_factory(upstream_max_body_bytes=4096, **ONE_ATTEMPT)
+    emulator.fault(*seeded, pad_bytes=2000, chunked=chunked)
+
+    reply = gateway.get_session(*seeded)
+
+    assert reply.status_code == 200

@@ -58,14 +58,20 @@ def test_absent_members_stay_absent_and_empty_ones_are_kept(
     }
 
 
-def test_ids_aws_returned_win_over_the_request(
+def test_ids_aws_returned_must_be_the_requests(
     gateway: Gateway, emulator: Emulator, key: tuple[str, str]
 ) -> None:
-    emulator.seed(*key, session_with(VoiceConnectorId="canonical-vc", ProxySessionId="ps-x"))
+    emulator.seed(*key, session_with(VoiceConnectorId=key[0], ProxySessionId=key[1]))
+    same = gateway.get_session(*key)
+    other = (key[0], key[1] + "-other")
+    emulator.seed(*other, session_with(VoiceConnectorId="canonical-vc", ProxySessionId="ps-x"))
 
-    session = gateway.get_session(*key).json()["ProxySession"]
+    foreign = gateway.get_session(*other)
 
-    assert (session["VoiceConnectorId"], session["ProxySessionId"]) == ("canonical-vc", "ps-x")
+    assert same.status_code == 200
+    assert (same.json()["ProxySession"]["ProxySessionId"]) == key[1]
+    assert foreign.status_code == 502
+    assert foreign.json()["code"] == "UPSTREAM_UNAVAILABLE"
 
 
 def test_unknown_members_and_enum_values_do_not_break_the_request(

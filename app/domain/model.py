@@ -22,12 +22,19 @@ _NON_SPACE = re.compile(ID_PATTERN)
 
 
 def validate_id(name: str, value: str) -> str:
-    """Return `value` if it is a valid AWS id (1-128 characters, one non-space), else raise."""
+    """Return `value` if it is a valid AWS id (1-128 characters, one non-space, not a path
+    dot segment), else raise."""
     if not 1 <= len(value) <= ID_MAX_LENGTH:
         raise BadUserInput(f"{name} must be 1 to {ID_MAX_LENGTH} characters long.")
     if _NON_SPACE.search(value) is None:
         raise BadUserInput(f"{name} must contain at least one non-space character.")
+    if value in DOT_SEGMENTS:
+        raise BadUserInput(f"{name} must not be '.' or '..'.")
     return value
+
+
+DOT_SEGMENTS = frozenset((".", ".."))
+"""Path dot segments: in AWS's request path they would name another operation."""
 
 
 _SPACES = " \t\n\x0b\f\r"
@@ -42,6 +49,8 @@ def validate_key(voice_connector_id: str, proxy_session_id: str) -> SessionKey:
         and 0 < len(proxy_session_id) <= ID_MAX_LENGTH
         and voice_connector_id.strip(_SPACES)
         and proxy_session_id.strip(_SPACES)
+        and voice_connector_id not in DOT_SEGMENTS
+        and proxy_session_id not in DOT_SEGMENTS
     ):
         return (voice_connector_id, proxy_session_id)
     return (

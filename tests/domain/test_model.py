@@ -134,7 +134,11 @@ _ID_CHARS = st.sampled_from(
 @given(vc=st.text(_ID_CHARS, max_size=130), ps=st.text(_ID_CHARS, max_size=130))
 def test_validate_key_accepts_exactly_what_the_openapi_pattern_does(vc: str, ps: str) -> None:
     def valid(value: str) -> bool:
-        return 1 <= len(value) <= ID_MAX_LENGTH and re.search(ID_PATTERN, value) is not None
+        return (
+            1 <= len(value) <= ID_MAX_LENGTH
+            and re.search(ID_PATTERN, value) is not None
+            and value not in (".", "..")  # path dot segments: refused beyond the pattern
+        )
 
     try:
         key = validate_key(vc, ps)

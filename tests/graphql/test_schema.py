@@ -219,6 +219,19 @@ def test_bad_ids_fail_their_field_without_an_upstream_call(
     assert emulator.total_calls() == before
 
 
+@pytest.mark.parametrize(("vc", "ps"), [(".", "ps"), ("vc", "..")])
+def test_dot_segment_ids_fail_their_field_without_an_upstream_call(
+    gateway: Gateway, emulator: Emulator, vc: str, ps: str
+) -> None:
+    before = emulator.total_calls()
+
+    body = gateway.graphql(NAME_QUERY, {"vc": vc, "ps": ps}).json()
+
+    assert body["data"] == {"proxySession": None}
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert emulator.total_calls() == before
+
+
 def test_invalid_document_is_a_readable_validation_error(gateway: Gateway) -> None:
     body = gateway.graphql('{ proxySession(voiceConnectorId: "a") { nosuchfield } }').json()
 

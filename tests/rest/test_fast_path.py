@@ -61,6 +61,7 @@ def test_the_route_answers_as_the_fast_path_does(
         ("GET", absent, (), None),  # negative hit
         ("GET", PATH.format(" ", "x"), (), None),  # 400 problem, no upstream call
         ("GET", PATH.format("x" * 129, "x"), (), None),  # 400 problem, no upstream call
+        ("GET", PATH.format("x", "%2E%2E"), (), None),  # dot segment: 400, no upstream call
     ]
 
     app = framework_only_app(emulator, monkeypatch, without=RestFastPath)
@@ -75,5 +76,5 @@ def test_the_route_answers_as_the_fast_path_does(
     assert [r.status_code for r in route] == [
         *(200, 200, 304, 304, 304, 304, 200),
         *(200, 304, 200, 200, 200, 200, 200),
-        *(404, 404, 400, 400),
+        *(404, 404, 400, 400, 400),
     ]

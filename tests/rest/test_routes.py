@@ -186,6 +186,21 @@ def test_bad_ids_are_400_without_an_upstream_call(
     assert emulator.total_calls() == before
 
 
+@pytest.mark.parametrize(("vc", "ps"), [("%2E", "ps"), ("vc", "%2e%2E"), ("vc", "%2E.")])
+def test_dot_segment_ids_are_400_without_an_upstream_call(
+    gateway: Gateway, emulator: Emulator, vc: str, ps: str
+) -> None:
+    before = emulator.total_calls()
+
+    # Percent-encoded, so that the client does not resolve the dots away itself.
+    reply = gateway.client.get(f"/v1/voice-connectors/{vc}/proxy-sessions/{ps}")
+
+    assert reply.status_code == 400
+    assert reply.json()["code"] == "BAD_USER_INPUT"
+    assert "'.' or '..'" in reply.json()["detail"]
+    assert emulator.total_calls() == before
+
+
 def test_empty_id_segment_is_400_not_404(gateway: Gateway, emulator: Emulator) -> None:
     before = emulator.total_calls()
 

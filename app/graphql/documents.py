@@ -6,7 +6,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from cachetools import LRUCache
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    parse,
+)
 from graphql.error import GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
@@ -26,6 +33,7 @@ class Document:
 
     ast: DocumentNode
     size: int
+    operations: int = 1
     rules: tuple[type[ASTValidationRule], ...] | None = None
     errors: list[GraphQLError] | None = None
 
@@ -56,7 +64,8 @@ class Documents:
             raise
         # Comments count as tokens too (`max_tokens`, unlike `max_lexical_tokens`).
         tokens: int = getattr(ast, "token_count", self.max_tokens)
-        document = Document(ast, len(query) + TOKEN_BYTES * tokens)
+        operations = sum(isinstance(d, OperationDefinitionNode) for d in ast.definitions)
+        document = Document(ast, len(query) + TOKEN_BYTES * tokens, operations)
         if document.size <= self._cache.maxsize:
             self._cache[query] = document
         return document
@@ -84,10 +93,16 @@ class DocumentCache(SchemaExtension):
         self._document: Document | None = None
 
     def on_parse(self) -> Iterator[None]:
-        """Set the parsed document, or raise the token refusal."""
+        """Set the parsed document, or raise the token refusal, or refuse a document of
+        several operations that does not name the one to run."""
         context = self.execution_context
         if context.query:  # strawberry refuses a missing query before parsing
             self._document = self._documents.parse(context.query)
+            if self._document.operations > 1 and not context.operation_name:
+                raise Refusal(
+                    "operation_name",
+                    "Document has several operations: operationName must name the one to run.",
+                )
             context.graphql_document = self._document.ast
         yield
 

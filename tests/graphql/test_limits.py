@@ -304,6 +304,29 @@ def test_a_lower_token_limit_is_honoured(
     assert served["data"]["p"] == {"name": "order-1234"}
 
 
+# Several operations
+
+
+def test_several_operations_without_an_operation_name_are_refused(
+    gateway: Gateway, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    document = f"{VARIABLES} {{ proxySession({SESSION_ARGS}) {{ name }} }} query R {{ __typename }}"
+    variables = {"vc": seeded[0], "ps": seeded[1]}
+    before = refused_total(gateway, "operation_name")
+
+    with no_upstream_call(emulator):
+        refused = gateway.graphql(document, variables)
+        refused_again = gateway.graphql(document, variables)
+    named = gateway.client.post(
+        "/graphql", json={"query": document, "variables": variables, "operationName": "Q"}
+    ).json()
+
+    expected = "Document has several operations: operationName must name the one to run."
+    assert refusal(refused) == refusal(refused_again) == expected
+    assert named["data"] == {"proxySession": {"name": "order-1234"}}
+    assert refused_total(gateway, "operation_name") == before + 2
+
+
 # Introspection
 
 

@@ -1,10 +1,11 @@
 """Per-document limits, checked at validation before anything executes: depth, fan-out,
-introspection.
+field selections, introspection.
 
 Depth counts fields on the longest path, a top-level field being 1:
 `{ proxySession { participants { phoneNumber } } }` has depth 3. Fan-out counts every
 `proxySession` selection the executed operation would make, aliases and fragment spreads
-included (a fragment with two of them spread three times counts six).
+included (a fragment with two of them spread three times counts six). Field selections
+count every field the executed operation selects the same way, `__typename` included.
 """
 
 from __future__ import annotations
@@ -53,19 +54,26 @@ class Limits:
     max_depth: int = 6
     max_aliases: int = 20
     max_tokens: int = 2000
+    max_fields: int = 500
 
 
 @dataclass(frozen=True, slots=True)
 class Extent:
-    """How deep the deepest operation goes and how many `proxySession` fields the widest makes."""
+    """How deep the deepest operation goes, how many `proxySession` fields the widest makes,
+    and how many field selections the largest makes (fragments expanded)."""
 
     depth: int
     proxy_sessions: int
+    fields: int = 0
 
 
-def _scan(selection_set: SelectionSetNode) -> tuple[int, int, list[tuple[str, int]]]:
-    # Depth, proxySession fields, and the spreads made, each with the fields above it.
-    depth = proxy_sessions = 0
+_Scanned = tuple[int, int, int, list[tuple[str, int]]]
+
+
+def _scan(selection_set: SelectionSetNode) -> _Scanned:
+    # Depth, proxySession fields, all fields, and the spreads made, each with the fields
+    # above it.
+    depth = proxy_sessions = fields = 0
     spreads: list[tuple[str, int]] = []
     stack = [(selection_set, 1)]
     while stack:
@@ -73,6 +81,7 @@ def _scan(selection_set: SelectionSetNode) -> tuple[int, int, list[tuple[str, in
         for selection in current.selections:
             if isinstance(selection, FieldNode):
                 depth = max(depth, level)
+                fields += 1
                 name = selection.name.value
                 proxy_sessions += name == PROXY_SESSION
                 # Introspection has rules of its own (refused, or graphql-core's depth rule):
@@ -83,19 +92,18 @@ def _scan(selection_set: SelectionSetNode) -> tuple[int, int, list[tuple[str, in
                 stack.append((selection.selection_set, level))
             elif isinstance(selection, FragmentSpreadNode):
                 spreads.append((selection.name.value, level - 1))
-    return depth, proxy_sessions, spreads
+    return depth, proxy_sessions, fields, spreads
 
 
-def _expand(
-    scanned: tuple[int, int, list[tuple[str, int]]], totals: dict[str, tuple[int, int]]
-) -> tuple[int, int]:
-    depth, proxy_sessions, spreads = scanned
+def _expand(scanned: _Scanned, totals: dict[str, tuple[int, int, int]]) -> tuple[int, int, int]:
+    depth, proxy_sessions, fields, spreads = scanned
     for name, above in spreads:
         # An unknown fragment or one closing a cycle adds nothing; other rules report both.
-        fragment_depth, fragment_proxy_sessions = totals.get(name, (0, 0))
+        fragment_depth, fragment_proxy_sessions, fragment_fields = totals.get(name, (0, 0, 0))
         depth = max(depth, above + fragment_depth)
         proxy_sessions += fragment_proxy_sessions
-    return depth, proxy_sessions
+        fields += fragment_fields
+    return depth, proxy_sessions, fields
 
 
 def measure(document: DocumentNode) -> Extent:
@@ -108,40 +116,42 @@ def measure(document: DocumentNode) -> Extent:
     # Each fragment is totalled once, after the fragments it spreads: walking every spread
     # instead is exponential (each fragment spreading the next twice), and an explicit
     # stack because a chain of fragments can be longer than Python's recursion limit.
-    totals: dict[str, tuple[int, int]] = {}
+    totals: dict[str, tuple[int, int, int]] = {}
     for root in fragments:
         if root in totals:
             continue
-        path: list[tuple[str, Iterator[tuple[str, int]]]] = [(root, iter(fragments[root][2]))]
+        path: list[tuple[str, Iterator[tuple[str, int]]]] = [(root, iter(fragments[root][3]))]
         on_path = {root}
         while path:
             name, pending = path[-1]
             for spread, _above in pending:
                 if spread in fragments and spread not in totals and spread not in on_path:
-                    path.append((spread, iter(fragments[spread][2])))
+                    path.append((spread, iter(fragments[spread][3])))
                     on_path.add(spread)
                     break
             else:
                 path.pop()
                 on_path.discard(name)
                 totals[name] = _expand(fragments[name], totals)
-    depth = proxy_sessions = 0
+    depth = proxy_sessions = fields = 0
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode):
             # One operation executes per request: the largest one bounds it.
-            operation_depth, operation_proxy_sessions = _expand(
+            operation_depth, operation_proxy_sessions, operation_fields = _expand(
                 _scan(definition.selection_set), totals
             )
             depth = max(depth, operation_depth)
             proxy_sessions = max(proxy_sessions, operation_proxy_sessions)
-    return Extent(depth, proxy_sessions)
+            fields = max(fields, operation_fields)
+    return Extent(depth, proxy_sessions, fields)
 
 
 def document_limits_rule(limits: Limits) -> type[ValidationRule]:
-    """A validation rule refusing documents deeper or wider than `limits` allow."""
+    """A validation rule refusing documents deeper, wider or larger than `limits` allow."""
 
     class DocumentLimitsRule(ValidationRule):
-        """Refuses a document over the depth or `proxySession` limit, then stops validation."""
+        """Refuses a document over the depth, `proxySession` or field limit, then stops
+        validation."""
 
         def enter_document(self, node: DocumentNode, *_args: Any) -> None:
             extent = measure(node)
@@ -159,6 +169,14 @@ def document_limits_rule(limits: Limits) -> type[ValidationRule]:
                         "aliases",
                         f"Document has {extent.proxy_sessions} {PROXY_SESSION} fields;"
                         f" the maximum is {limits.max_aliases}.",
+                    )
+                )
+            if extent.fields > limits.max_fields:
+                refusals.append(
+                    Refusal(
+                        "fields",
+                        f"Document selects {extent.fields} fields;"
+                        f" the maximum is {limits.max_fields}.",
                     )
                 )
             if refusals:

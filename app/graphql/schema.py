@@ -63,6 +63,7 @@ def build_router(settings: Settings, response_cache: ResponseCache | None = None
         max_depth=settings.graphql_max_depth,
         max_aliases=settings.graphql_max_aliases,
         max_tokens=settings.graphql_max_tokens,
+        max_fields=settings.graphql_max_fields,
     )
     return GatewayRouter(
         build_schema(introspection=settings.graphql_introspection, limits=limits),

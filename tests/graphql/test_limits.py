@@ -25,7 +25,9 @@ from tests.support.servers import Emulator, Gateway
 @pytest.fixture
 def limited(gateway_factory: GatewayFactory) -> Gateway:
     """A gateway with limits lower than the defaults."""
-    return gateway_factory(graphql_max_depth=3, graphql_max_aliases=2, graphql_max_tokens=50)
+    return gateway_factory(
+        graphql_max_depth=3, graphql_max_aliases=2, graphql_max_tokens=50, graphql_max_fields=10
+    )
 
 
 def tokens(document: str) -> int:
@@ -37,12 +39,12 @@ def tokens(document: str) -> int:
 
 
 def padded(vc: str, ps: str, total: int) -> str:
-    """A valid document asking one session's name, padded to exactly `total` tokens."""
+    """A valid document asking one session's name, padded to exactly `total` tokens with
+    comments (which count as tokens), so that the field limit is not what refuses it."""
     head = f'{{ p: proxySession(voiceConnectorId: "{vc}", proxySessionId: "{ps}") {{ name }} '
     room = total - tokens(head + "}")
-    pad = " ".join(f"t{i}: __typename" for i in range(room // 3)) + " __typename" * (room % 3)
-    document = f"{head}{pad} }}"
-    assert tokens(document) == total
+    document = f"{head}{chr(10).join('#' for _ in range(room))}\n}}"
+    assert tokens(document) + room == total
     return document
 
 
@@ -65,7 +67,7 @@ def test_nested_builds_the_depth_it_says() -> None:
     for depth in (3, 4, 6, 7):
         document = f"{VARIABLES} {{ {nested(depth)} }}"
 
-        assert measure(parse(document)) == Extent(depth, 1)
+        assert measure(parse(document)) == Extent(depth, 1, depth)
 
 
 # Depth
@@ -304,6 +306,39 @@ def test_a_lower_token_limit_is_honoured(
     assert served["data"]["p"] == {"name": "order-1234"}
 
 
+# Field selections
+
+
+def test_field_selections_up_to_the_limit_are_served_and_past_it_refused(
+    gateway: Gateway, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    before = refused_total(gateway, "fields")
+    # One proxySession with its name is two fields; __typename counts like any field.
+    head = f'{{ p: proxySession(voiceConnectorId: "{seeded[0]}", proxySessionId: "{seeded[1]}")'
+    at_limit = f"{head} {{ name }} {'__typename ' * 498}}}"
+    over = f"{head} {{ name }} {'__typename ' * 499}}}"
+
+    with no_upstream_call(emulator):
+        refused = gateway.graphql(over)
+    served = gateway.graphql(at_limit).json()
+
+    assert refusal(refused) == "Document selects 501 fields; the maximum is 500."
+    assert served["data"]["p"] == {"name": "order-1234"}
+    assert refused_total(gateway, "fields") == before + 1
+
+
+def test_fragments_count_their_fields_each_time_they_are_spread(
+    limited: Gateway, emulator: Emulator
+) -> None:
+    document = "{ ...F ...F ...F ...F } fragment F on Query { __typename t: __typename ...G }"
+    document += " fragment G on Query { __typename }"
+
+    with no_upstream_call(emulator):
+        message = refusal(limited.graphql(document))
+
+    assert message == "Document selects 12 fields; the maximum is 10."
+
+
 # Several operations
 
 
@@ -405,30 +440,32 @@ def test_the_default_limits_are_the_settings_defaults() -> None:
         max_depth=fields["graphql_max_depth"].default,
         max_aliases=fields["graphql_max_aliases"].default,
         max_tokens=fields["graphql_max_tokens"].default,
+        max_fields=fields["graphql_max_fields"].default,
     )
 
 
 @pytest.mark.parametrize(
     ("document", "extent"),
     [
-        ("{ __typename }", Extent(1, 0)),
+        ("{ __typename }", Extent(1, 0, 1)),
         (
             "{ a: proxySession { b: name } proxySession { participants { phoneNumber } } }",
-            Extent(3, 2),
+            Extent(3, 2, 5),
         ),
         (
             "{ ...F ...F } fragment F on Query { proxySession { ...G } }"
             " fragment G on X { a { b } }",
-            Extent(3, 2),
+            Extent(3, 2, 6),
         ),
-        ("{ __schema { types { fields { type { ofType { name } } } } } }", Extent(1, 0)),
-        ("query A { proxySession { a } } query B { x { y { z } } }", Extent(3, 1)),
+        ("{ __schema { types { fields { type { ofType { name } } } } } }", Extent(1, 0, 1)),
+        ("query A { proxySession { a } } query B { x { y { z } } }", Extent(3, 1, 3)),
         (
             "{ ...A } fragment A on Query { proxySession ...B } fragment B on Query { ...A }",
-            Extent(1, 1),
+            Extent(1, 1, 1),
         ),
-        ("{ ...Missing proxySession }", Extent(1, 1)),
-        ("fragment Unused on Query { proxySession { a { b { c } } } }", Extent(0, 0)),
+        ("{ ...Missing proxySession }", Extent(1, 1, 1)),
+        ("fragment Unused on Query { proxySession { a { b { c } } } }", Extent(0, 0, 0)),
+        ("{ ... on Query { __typename t: __typename } __typename }", Extent(1, 0, 3)),
     ],
 )
 def test_measure(document: str, extent: Extent) -> None:
@@ -439,4 +476,4 @@ def test_measure_walks_a_chain_longer_than_the_stack() -> None:
     chain = " ".join(f"fragment F{i} on Query {{ a {{ ...F{i + 1} }} }}" for i in range(3000))
     document = parse(f"{{ ...F0 }} {chain} fragment F3000 on Query {{ proxySession }}")
 
-    assert measure(document) == Extent(3001, 1)
+    assert measure(document) == Extent(3001, 1, 3001)

@@ -40,9 +40,11 @@ NAME_QUERY = (
 SHARED_GATEWAY_SETTINGS: dict[str, Any] = {
     "breaker_failure_threshold": 1000,
     "retry_budget_ratio": 10,
+    "revalidate_min_interval_seconds": 0,
 }
 """Gateways are shared by many tests that inject faults on purpose: their breaker and retry
-budget would carry one test's faults into the next. Tests of those two pass their own values."""
+budget would carry one test's faults into the next. Tests of those two pass their own values.
+Many tests revalidate right after a fill: the tests of its minimum interval pass their own."""
 
 
 @pytest.fixture(scope="session")

@@ -18,11 +18,13 @@ V = TypeVar("V")
 
 @dataclass(frozen=True, slots=True)
 class Entry(Generic[V]):
-    """A cached value, fresh until `fresh_until`, kept (stale) until `keep_until`."""
+    """A cached value, fresh until `fresh_until`, kept (stale) until `keep_until`; stored
+    at `stored_at` (the cache's clock)."""
 
     value: V
     fresh_until: float
     keep_until: float
+    stored_at: float = 0.0
 
     def fresh(self, now: float) -> bool:
         """Whether the entry may answer without asking upstream."""
@@ -54,7 +56,7 @@ class TtlCache(Generic[K, V]):
     def put(self, key: K, value: V, ttl: float, stale_for: float = 0.0) -> Entry[V]:
         """Store `value` fresh for `ttl` seconds, then kept stale for `stale_for` more."""
         now = self.timer()
-        entry = Entry(value, now + ttl, now + ttl + stale_for)
+        entry = Entry(value, now + ttl, now + ttl + stale_for, now)
         self._data[key] = entry
         return entry
 

@@ -83,6 +83,7 @@ class ProxySessionService:
         self._swr = settings.stale_while_revalidate_seconds
         # How long past its freshness an entry is kept: for stale-if-error and for SWR.
         self._keep = max(settings.stale_if_error_seconds, self._swr)
+        self._revalidate_min = settings.revalidate_min_interval_seconds
 
     def invalidate(self, key: SessionKey) -> None:
         """Drop this process's copy of `key` (another replica revalidated it)."""
@@ -118,8 +119,16 @@ class ProxySessionService:
         return Lookup(record, "hit", ttl, _hit_outcome(ttl))
 
     async def get(self, key: SessionKey, *, revalidate: bool = False) -> Lookup:
-        """The session for `key`; `revalidate` skips a fresh entry (but still coalesces)."""
+        """The session for `key`; `revalidate` skips a fresh entry (but still coalesces),
+        unless the entry was filled less than `revalidate_min_interval_seconds` ago: then
+        that fill answers."""
         entry = self._cache.get(key)
+        if (
+            revalidate
+            and entry is not None
+            and self._clock() - entry.stored_at < self._revalidate_min
+        ):
+            revalidate = False
         if entry is not None and not revalidate:
             if (hit := self._hit(entry)) is not None:
                 return hit

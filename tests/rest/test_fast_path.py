@@ -64,7 +64,9 @@ def test_the_route_answers_as_the_fast_path_does(
         ("GET", PATH.format("x", "%2E%2E"), (), None),  # dot segment: 400, no upstream call
     ]
 
-    app = framework_only_app(emulator, monkeypatch, without=RestFastPath)
+    app = framework_only_app(
+        emulator, monkeypatch, without=RestFastPath, revalidate_min_interval_seconds=0
+    )
     route = asyncio.run(exchange(app, requests))
     calls_after_route = emulator.calls(*found), emulator.calls(*missing)
     gateway_answers = served(gateway.client, requests)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ from app.observability.metrics import Metrics
 from app.service import ProxySessionService
 from app.settings import Settings
 from app.upstream import Upstream
-from tests.conftest import SHARED_GATEWAY_SETTINGS, GatewayFactory, session_with
+from tests.conftest import NAME_QUERY, SHARED_GATEWAY_SETTINGS, GatewayFactory, session_with
 from tests.support.clock import Clock
 from tests.support.servers import Emulator, Gateway
 
@@ -248,3 +249,71 @@ def test_cache_is_bounded_lru(
     gateway.get_session(*keys[1])
 
     assert [emulator.calls(*k) for k in keys] == [1, 2, 1]
+
+
+def test_no_cache_within_the_minimum_interval_is_answered_from_the_last_fill(
+    gateway_factory: GatewayFactory, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    gateway = gateway_factory(revalidate_min_interval_seconds=1)
+    no_cache = {"Cache-Control": "no-cache"}
+
+    first = gateway.get_session(*seeded)
+    flood = [gateway.get_session(*seeded, headers=no_cache) for _ in range(50)]
+    calls_within = emulator.calls(*seeded)
+    flood_graphql = [
+        gateway.graphql(NAME_QUERY, {"vc": seeded[0], "ps": seeded[1]}, headers=no_cache)
+        for _ in range(10)
+    ]
+    time.sleep(1.1)
+    revalidated = gateway.get_session(*seeded, headers=no_cache)
+
+    assert {r.status_code for r in [first, *flood, revalidated]} == {200}
+    assert all(r.json()["data"]["proxySession"]["name"] == "order-1234" for r in flood_graphql)
+    assert all(r.headers["cache-status"].startswith("proxy-gateway; hit") for r in flood)
+    assert calls_within == 1
+    assert "fwd=request" in revalidated.headers["cache-status"]
+    assert emulator.calls(*seeded) == 2
+
+
+@pytest.mark.usefixtures("aws_environment")
+def test_the_minimum_interval_counts_from_the_keys_last_fill(
+    emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    missing = (seeded[0], seeded[1] + "-missing")
+
+    async def scenario(service: ProxySessionService, clock: Clock) -> list[object]:
+        outcomes: list[object] = []
+
+        async def revalidating(k: tuple[str, str]) -> None:
+            try:
+                lookup = await service.get(k, revalidate=True)
+            except GatewayError as error:
+                outcomes.append(
+                    (error.code, None if error.cache is None else cache_status(error.cache))
+                )
+            else:
+                outcomes.append(cache_status(lookup.outcome))
+
+        await revalidating(seeded)  # nothing cached: a call
+        clock.now += 0.3
+        await revalidating(seeded)  # within the interval: the fill answers
+        clock.now += 0.2
+        await revalidating(seeded)  # a call, which fills again
+        clock.now += 0.3
+        await revalidating(seeded)  # within the interval of that fill
+        await revalidating(missing)  # not found: a call
+        await revalidating(missing)  # the remembered NotFound answers
+        return outcomes
+
+    outcomes = _run(scenario, revalidate_min_interval_seconds=0.4)
+
+    assert outcomes == [
+        b"proxy-gateway; fwd=request; fwd-status=200; stored",
+        b"proxy-gateway; hit; ttl=0",
+        b"proxy-gateway; fwd=request; fwd-status=200; stored",
+        b"proxy-gateway; hit; ttl=0",
+        ("NOT_FOUND", None),
+        ("NOT_FOUND", b"proxy-gateway; hit; ttl=1"),
+    ]
+    assert emulator.calls(*seeded) == 2
+    assert emulator.calls(*missing) == 1

@@ -19,12 +19,13 @@ V = TypeVar("V")
 @dataclass(frozen=True, slots=True)
 class Entry(Generic[V]):
     """A cached value, fresh until `fresh_until`, kept (stale) until `keep_until`; stored
-    at `stored_at` (the cache's clock)."""
+    at `stored_at` (the cache's clock), `size` bytes as measured when stored."""
 
     value: V
     fresh_until: float
     keep_until: float
     stored_at: float = 0.0
+    size: int = 0
 
     def fresh(self, now: float) -> bool:
         """Whether the entry may answer without asking upstream."""
@@ -39,12 +40,36 @@ def _keep_until(_key: Hashable, entry: Entry[Any], _now: float) -> float:
     return entry.keep_until
 
 
-class TtlCache(Generic[K, V]):
-    """Entries expire past their stale window; least recently used go first beyond `maxsize`."""
+def _entry_size(entry: Entry[Any]) -> int:
+    return entry.size
 
-    def __init__(self, maxsize: int, timer: Callable[[], float] = time.monotonic) -> None:
+
+Sizeof = Callable[[Any, Any], int]
+"""The bytes a key and its value hold, measured once when the entry is stored."""
+
+
+class TtlCache(Generic[K, V]):
+    """Entries expire past their stale window; least recently used go first beyond
+    `maxsize` entries, or beyond `max_bytes` as `sizeof` measures them (cachetools'
+    `getsizeof` sizing)."""
+
+    def __init__(
+        self,
+        maxsize: int,
+        timer: Callable[[], float] = time.monotonic,
+        *,
+        max_bytes: int | None = None,
+        sizeof: Sizeof | None = None,
+    ) -> None:
         self.timer = timer
-        self._data: TLRUCache[K, Entry[V]] = TLRUCache(maxsize, _keep_until, timer=timer)
+        self.maxsize = maxsize
+        self._sizeof = sizeof if max_bytes is not None else None
+        self._data: TLRUCache[K, Entry[V]]
+        if self._sizeof is None or max_bytes is None:
+            self._data = TLRUCache(maxsize, _keep_until, timer=timer)
+        else:
+            # cachetools bounds the bytes; the entry count is bounded in `put`.
+            self._data = TLRUCache(max_bytes, _keep_until, timer=timer, getsizeof=_entry_size)
 
     def get(self, key: K) -> Entry[V] | None:
         """The entry for `key`, fresh or stale, or None once it has expired entirely."""
@@ -56,13 +81,28 @@ class TtlCache(Generic[K, V]):
     def put(self, key: K, value: V, ttl: float, stale_for: float = 0.0) -> Entry[V]:
         """Store `value` fresh for `ttl` seconds, then kept stale for `stale_for` more."""
         now = self.timer()
-        entry = Entry(value, now + ttl, now + ttl + stale_for, now)
-        self._data[key] = entry
+        if self._sizeof is None:
+            entry = Entry(value, now + ttl, now + ttl + stale_for, now)
+            self._data[key] = entry
+            return entry
+        entry = Entry(value, now + ttl, now + ttl + stale_for, now, self._sizeof(key, value))
+        try:
+            self._data[key] = entry
+        except ValueError:  # larger than the whole bound: not kept (nor an older copy)
+            self._data.pop(key, None)
+            return entry
+        while len(self._data) > self.maxsize:
+            self._data.popitem()  # least recently used first: never the entry just stored
         return entry
 
     def pop(self, key: K) -> None:
         """Forget `key`, if it is held."""
         self._data.pop(key, None)
+
+    @property
+    def bytes(self) -> int:
+        """The bytes the entries hold as measured (0 when only the entry count is bounded)."""
+        return int(self._data.currsize) if self._sizeof is not None else 0
 
     def __len__(self) -> int:
         return len(self._data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from app.domain.errors import BadUserInput
+from app.domain.errors import BadUserInput, NotFound
 from app.domain.masking import mask_phone
 from app.domain.types import SessionKey
 
@@ -199,6 +200,24 @@ class SessionRecord:
 
 
 _TIMESTAMPS = ("CreatedTimestamp", "UpdatedTimestamp", "EndedTimestamp")
+
+
+def measured_size(value: object) -> int:
+    """The bytes `value` holds, measured with `sys.getsizeof` over its parts: a rendered
+    record (its body, ETag and session, every member of it), a NotFound, or a key.
+
+    Shared objects (None, small ints, interned strings) are counted each time they appear:
+    the measure errs on the large side.
+    """
+    size = sys.getsizeof(value)
+    if value is None or isinstance(value, str | bytes | int | float | datetime | bool):
+        return size
+    if isinstance(value, tuple | list):
+        return size + sum(measured_size(item) for item in value)
+    if isinstance(value, NotFound):
+        return size + measured_size(value.detail) + measured_size(value.upstream_code)
+    slots = getattr(type(value), "__slots__", ())
+    return size + sum(measured_size(getattr(value, name)) for name in slots)
 
 
 def _etag(body: bytes) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import time
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
@@ -11,7 +12,7 @@ from typing import NamedTuple, Protocol
 from app.cache.singleflight import SingleFlight
 from app.cache.ttl_cache import Entry, TtlCache
 from app.domain.errors import GatewayError, NotFound, UpstreamFault
-from app.domain.model import ProxySession, SessionRecord
+from app.domain.model import ProxySession, SessionRecord, measured_size
 from app.domain.outcome import CacheOutcome, Forward, Outcomes
 from app.domain.types import CacheObserver, CacheResult, SessionKey
 from app.settings import Settings
@@ -73,7 +74,10 @@ class ProxySessionService:
         self._source = source
         self._observer = observer
         self._cache: TtlCache[SessionKey, CachedValue] = TtlCache(
-            settings.cache_max_entries, timer=clock
+            settings.cache_max_entries,
+            timer=clock,
+            max_bytes=settings.cache_max_bytes,
+            sizeof=_entry_size,
         )
         self._flights: SingleFlight[SessionKey, Filled] = SingleFlight()
         self._mask_all = settings.mask_phone_numbers == "all"
@@ -88,6 +92,11 @@ class ProxySessionService:
     def invalidate(self, key: SessionKey) -> None:
         """Drop this process's copy of `key` (another replica revalidated it)."""
         self._cache.pop(key)
+
+    @property
+    def cached_bytes(self) -> int:
+        """The bytes this process's cache holds, as measured when each entry was filled."""
+        return self._cache.bytes
 
     def fresh_record(self, key: SessionKey) -> SessionRecord | None:
         """The record cached fresh for `key`, or None; nothing is counted."""
@@ -247,6 +256,15 @@ class ProxySessionService:
         if shared is None or isinstance(shared.value, NotFound):
             return None
         return shared.value
+
+
+ENTRY_OVERHEAD = sys.getsizeof(Entry(None, 0.0, 0.0, 0.0, 0)) + 3 * sys.getsizeof(0.0)
+"""The bytes of an entry around its value: the Entry and its floats."""
+
+
+def _entry_size(key: SessionKey, value: CachedValue) -> int:
+    """A cache entry's measured bytes: the rendered value, its key, the entry around it."""
+    return measured_size(value) + measured_size(key) + ENTRY_OVERHEAD
 
 
 def _layers(filled: Filled, local: CacheOutcome) -> Outcomes:

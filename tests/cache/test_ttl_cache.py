@@ -47,3 +47,51 @@ def test_least_recently_used_goes_first_beyond_the_bound() -> None:
     assert cache.get("a") is not None
     assert cache.get("c") is not None
     assert len(cache) == 2
+
+
+def _sizeof(key: str, value: bytes) -> int:
+    return len(key) + len(value)
+
+
+def test_the_byte_bound_evicts_least_recently_used_first() -> None:
+    clock = Clock()
+    cache: TtlCache[str, bytes] = TtlCache(100, timer=clock, max_bytes=1000, sizeof=_sizeof)
+
+    for i in range(50):  # a flood of large entries
+        cache.put(f"k{i:02}", b"x" * 297, ttl=30)
+        assert cache.bytes <= 1000
+
+    assert len(cache) == 3
+    assert cache.bytes == 900
+    assert [k for k in (f"k{i:02}" for i in range(50)) if cache.get(k) is not None] == [
+        "k47",
+        "k48",
+        "k49",
+    ]
+    entry = cache.get("k49")
+    assert entry is not None
+    assert entry.size == 300
+
+
+def test_the_entry_count_still_bounds_a_byte_bounded_cache() -> None:
+    clock = Clock()
+    cache: TtlCache[str, bytes] = TtlCache(2, timer=clock, max_bytes=10_000, sizeof=_sizeof)
+    cache.put("a", b"1", ttl=30)
+    cache.put("b", b"2", ttl=30)
+    cache.get("a")
+    cache.put("c", b"3", ttl=30)
+
+    assert cache.get("b") is None
+    assert (cache.get("a"), cache.get("c")) != (None, None)
+    assert len(cache) == 2
+    assert cache.bytes == 4
+
+
+def test_an_entry_larger_than_the_byte_bound_is_not_kept() -> None:
+    clock = Clock()
+    cache: TtlCache[str, bytes] = TtlCache(10, timer=clock, max_bytes=100, sizeof=_sizeof)
+    cache.put("k", b"small", ttl=30)
+    cache.put("k", b"x" * 200, ttl=30)
+
+    assert cache.get("k") is None
+    assert cache.bytes == 0

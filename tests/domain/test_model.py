@@ -11,8 +11,17 @@ import botocore.session
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.domain.errors import BadUserInput
-from app.domain.model import ID_MAX_LENGTH, ID_PATTERN, rfc3339, validate_key
+from app.domain.errors import BadUserInput, NotFound
+from app.domain.model import (
+    ID_MAX_LENGTH,
+    ID_PATTERN,
+    Participant,
+    ProxySession,
+    SessionRecord,
+    measured_size,
+    rfc3339,
+    validate_key,
+)
 from tests.conftest import FULL
 from tests.support.servers import Emulator, Gateway
 
@@ -148,3 +157,17 @@ def test_validate_key_accepts_exactly_what_the_openapi_pattern_does(vc: str, ps:
         assert key == (vc, ps)
         assert valid(vc)
         assert valid(ps)
+
+
+def test_measured_size_counts_the_rendered_record_and_its_parts() -> None:
+    small = SessionRecord.render(ProxySession("vc", "ps"))
+    named = SessionRecord.render(ProxySession("vc", "ps", name="n" * 1000))
+    with_participants = SessionRecord.render(
+        ProxySession("vc", "ps", participants=(Participant("+15550001234", "+15550005678"),) * 10)
+    )
+
+    assert measured_size(small) > len(small.body) + len(small.etag)
+    # The name is held twice: in the session and in the body.
+    assert measured_size(named) - measured_size(small) >= 2000
+    assert measured_size(with_participants) - measured_size(small) > 10 * 2 * 12
+    assert measured_size(NotFound("gone", upstream_code="NotFoundException")) > len("gone")

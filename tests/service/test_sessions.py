@@ -317,3 +317,33 @@ def test_the_minimum_interval_counts_from_the_keys_last_fill(
     ]
     assert emulator.calls(*seeded) == 2
     assert emulator.calls(*missing) == 1
+
+
+@pytest.mark.usefixtures("aws_environment")
+def test_a_flood_of_large_entries_keeps_the_cache_under_its_byte_bound(
+    emulator: Emulator, key: tuple[str, str]
+) -> None:
+    bound = 65536
+    participants = [
+        {"PhoneNumber": f"+1555{i:07}", "ProxyPhoneNumber": f"+1666{i:07}"} for i in range(20)
+    ]
+    keys = [(key[0], f"{key[1]}-{i}") for i in range(60)]
+    for k in keys:
+        emulator.seed(*k, session_with(Participants=participants))
+
+    async def scenario(service: ProxySessionService, clock: Clock) -> list[object]:
+        sizes = []
+        for k in keys:
+            await service.get(k)
+            sizes.append(service.cached_bytes)
+        held = [k for k in keys if service.fresh_record(k) is not None]
+        return [sizes, held]
+
+    sizes, held = _run(scenario, cache_max_bytes=bound)
+
+    assert isinstance(sizes, list)
+    assert isinstance(held, list)
+    assert max(sizes) <= bound
+    assert sizes[-1] > bound // 2
+    assert 0 < len(held) < len(keys)
+    assert held == keys[-len(held) :]  # the least recently used went first

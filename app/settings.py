@@ -98,6 +98,7 @@ class Settings(BaseSettings):
     graphql_max_fields: Annotated[int, Field(ge=1, le=100_000)] = 500
     revalidate_min_interval_seconds: Annotated[float, Field(ge=0, le=3600)] = 1
     cache_max_bytes: Annotated[int, Field(ge=65536)] = 67_108_864
+    caller_upstream_rate: Annotated[float, Field(ge=0, le=100_000)] = 0
     botocore_tuning: bool = True
     upstream_max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 65536
     stale_while_revalidate_seconds: Annotated[float, Field(ge=0)] = 0

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import Request
 from strawberry.fastapi import BaseContext
 
+from app.auth.caller import attribute_caller
 from app.domain.model import SessionRecord, validate_key
 from app.domain.types import SessionKey
 from app.graphql.types import ProxySession
@@ -60,9 +61,11 @@ def context_getter(*, mask_phones: bool) -> Callable[[Request], Awaitable[Contex
     """The router's `context_getter`, with the phone-masking setting fixed at start."""
 
     async def get_context(request: Request) -> Context:
+        state = get_state(request)
+        attribute_caller(state.settings, request.scope["headers"], request.client)
         context = Context(
             get_service(request),
-            get_state(request).metrics,
+            state.metrics,
             revalidate=wants_revalidation(
                 request.headers.get("cache-control"), request.headers.get("pragma")
             ),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Response
+from fastapi import APIRouter, Header, Path, Request, Response
 
+from app.auth.caller import attribute_caller
 from app.domain.errors import (
     GRAPHQL_ONLY,
     GatewayError,
@@ -16,7 +17,7 @@ from app.domain.errors import (
 )
 from app.domain.model import ID_MAX_LENGTH, ID_PATTERN, validate_key
 from app.http.errors import PROBLEM_JSON
-from app.http.state import ServiceDep
+from app.http.state import ServiceDep, get_state
 from app.rest.reply import SESSION_PATH, Conditions, session_reply
 from app.rest.schemas import GetProxySessionResponse, Problem
 
@@ -96,6 +97,7 @@ async def get_proxy_session(
     voiceConnectorId: VoiceConnectorIdParam,
     proxySessionId: ProxySessionIdParam,
     service: ServiceDep,
+    request: Request,
     if_none_match: Annotated[str | None, Header()] = None,
     cache_control: Annotated[str | None, Header()] = None,
     pragma: Annotated[str | None, Header(include_in_schema=False)] = None,
@@ -105,6 +107,7 @@ async def get_proxy_session(
     # FastAPI, through the same `session_reply`; this route documents the operation and
     # renders FastAPI's parameter validation failures.
     key = validate_key(voiceConnectorId, proxySessionId)
+    attribute_caller(get_state(request).settings, request.scope["headers"], request.client)
     conditions = Conditions(if_none_match, cache_control, pragma)
     reply = await session_reply(service, key, conditions)
     response = Response(reply.body, status_code=reply.status)

@@ -11,10 +11,11 @@ from typing import NamedTuple, Protocol
 
 from app.cache.singleflight import SingleFlight
 from app.cache.ttl_cache import Entry, TtlCache
-from app.domain.errors import GatewayError, NotFound, UpstreamFault
+from app.domain.errors import GatewayError, NotFound, Throttled, UpstreamFault
 from app.domain.model import ProxySession, SessionRecord, measured_size
 from app.domain.outcome import CacheOutcome, Forward, Outcomes
 from app.domain.types import CacheObserver, CacheResult, SessionKey
+from app.service.callers import UNKNOWN, CallerRates, current_caller
 from app.settings import Settings
 from app.shared.codec import SharedEntry
 from app.shared.layer import SharedLayer
@@ -88,6 +89,8 @@ class ProxySessionService:
         # How long past its freshness an entry is kept: for stale-if-error and for SWR.
         self._keep = max(settings.stale_if_error_seconds, self._swr)
         self._revalidate_min = settings.revalidate_min_interval_seconds
+        rate = settings.caller_upstream_rate
+        self._caller_rates = CallerRates(rate, clock) if rate > 0 else None
 
     def invalidate(self, key: SessionKey) -> None:
         """Drop this process's copy of `key` (another replica revalidated it)."""
@@ -215,7 +218,14 @@ class ProxySessionService:
         return Filled(value, fresh_for, shared)
 
     async def _from_upstream(self, key: SessionKey) -> SharedEntry:
-        """One upstream call, as an entry with its freshness in wall-clock time."""
+        """One upstream call, as an entry with its freshness in wall-clock time.
+
+        The call is charged to the caller whose request started the flight; a caller past
+        `caller_upstream_rate` is refused (Throttled, which a stale entry may answer)."""
+        if self._caller_rates is not None and not self._caller_rates.take(
+            current_caller.get() or UNKNOWN
+        ):
+            raise Throttled("Too many upstream calls caused by this caller; retry shortly.")
         try:
             session = await self._source.get_proxy_session(key)
         except NotFound as error:

@@ -1,0 +1,107 @@
+"""The per-caller upstream rate (`GATEWAY_CALLER_UPSTREAM_RATE`), over the wire: AWS calls
+a caller causes are counted, hits are free, and each caller has a budget of its own."""
+
+from __future__ import annotations
+
+import uuid
+
+import jwt
+import pytest
+
+from app.auth.caller import Callers
+from app.service.callers import CallerRates
+from app.settings import Settings
+from tests.conftest import NAME_QUERY, SAMPLE_SESSION, GatewayFactory
+from tests.support.clock import Clock
+from tests.support.servers import Emulator
+
+
+def _keys(emulator: Emulator, count: int) -> list[tuple[str, str]]:
+    keys = [(f"vc-{uuid.uuid4().hex[:12]}", f"ps-{uuid.uuid4().hex}") for _ in range(count)]
+    for key in keys:
+        emulator.seed(*key, SAMPLE_SESSION)
+    return keys
+
+
+def test_a_caller_over_its_rate_is_throttled_without_an_upstream_call(
+    gateway_factory: GatewayFactory, emulator: Emulator
+) -> None:
+    gateway = gateway_factory(caller_upstream_rate=1)
+    first, second, third = _keys(emulator, 3)
+
+    served = gateway.get_session(*first)
+    hits = [gateway.get_session(*first) for _ in range(5)]  # hits cost nothing
+    throttled = gateway.get_session(*second)
+    graphql = gateway.graphql(NAME_QUERY, {"vc": third[0], "ps": third[1]}).json()
+
+    assert served.status_code == 200
+    assert {r.status_code for r in hits} == {200}
+    assert throttled.status_code == 429
+    problem = throttled.json()
+    assert problem["code"] == "THROTTLED"
+    assert "upstreamCode" not in problem
+    assert graphql["data"] == {"proxySession": None}
+    assert graphql["errors"][0]["extensions"]["code"] == "THROTTLED"
+    assert "upstreamCode" not in graphql["errors"][0]["extensions"]
+    assert (emulator.calls(*first), emulator.calls(*second), emulator.calls(*third)) == (1, 0, 0)
+
+
+def test_each_static_token_has_a_budget_of_its_own(
+    gateway_factory: GatewayFactory, emulator: Emulator
+) -> None:
+    gateway = gateway_factory(caller_upstream_rate=1, auth_tokens="token-one,token-two")
+    keys = _keys(emulator, 4)
+    one = {"Authorization": "Bearer token-one"}
+    two = {"Authorization": "Bearer token-two"}
+
+    statuses = [
+        gateway.get_session(*keys[0], headers=one).status_code,
+        gateway.get_session(*keys[1], headers=two).status_code,
+        gateway.get_session(*keys[2], headers=one).status_code,
+        gateway.get_session(*keys[3], headers=two).status_code,
+    ]
+
+    assert statuses == [200, 200, 429, 429]
+    assert [emulator.calls(*k) for k in keys] == [1, 1, 0, 0]
+
+
+def test_the_bucket_holds_one_seconds_worth_and_refills() -> None:
+    clock = Clock()
+    rates = CallerRates(3, clock)
+
+    assert [rates.take("a") for _ in range(4)] == [True, True, True, False]
+    assert rates.take("b")
+    clock.now += 1 / 3
+    assert [rates.take("a") for _ in range(2)] == [True, False]
+    clock.now += 10
+    assert [rates.take("a") for _ in range(4)] == [True, True, True, False]
+
+
+@pytest.mark.parametrize("rate", [0])
+def test_zero_turns_the_rate_off(
+    gateway_factory: GatewayFactory, emulator: Emulator, rate: int
+) -> None:
+    gateway = gateway_factory(caller_upstream_rate=rate)
+    keys = _keys(emulator, 5)
+
+    assert {gateway.get_session(*k).status_code for k in keys} == {200}
+
+
+def test_the_caller_is_the_static_token_the_jwt_sub_or_the_address() -> None:
+    jwt_settings = Settings(
+        auth_tokens=("static-secret",),
+        jwt_jwks_url="https://issuer.example/jwks",
+        jwt_issuer="https://issuer.example",
+        jwt_audience="gateway",
+    )
+    callers = Callers(jwt_settings)
+    signed = jwt.encode({"sub": "user-42"}, "k" * 32, algorithm="HS256")
+    client = ("198.51.100.7", 40000)
+
+    static = callers.of(b"Bearer static-secret", client)
+    assert static.startswith("token:")
+    assert "static-secret" not in static
+    assert callers.of(f"Bearer {signed}".encode(), client) == "sub:user-42"
+    assert callers.of(None, client) == "addr:198.51.100.7"
+    # With authentication off a header names no one: the address counts.
+    assert Callers(Settings()).of(b"Bearer anything", client) == "addr:198.51.100.7"

@@ -27,6 +27,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CASES: dict[str, Callable[[Bench], report.CaseResult]] = {
     "rest_hit": cases.run_rest_hit,
     "graphql_hit": cases.run_graphql_hit,
+    "graphql_worst": cases.run_graphql_worst,
     "miss": cases.run_miss,
     "stampede": floods.run_stampede,
     "memory": floods.run_memory,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from app.settings import Settings
 from bench import wrk
 from bench.context import FULL_QUERY, HIT_PS, MISS_PREFIX, SESSION_PATH, VC, Bench
 from bench.processes import core_times, process_cpu_seconds, start_ceiling
@@ -127,7 +128,15 @@ def _bare_ceiling(bench: Bench, gateway: Server) -> tuple[Server, list[str]]:
 Side = tuple[Server, str, Path | str | None]
 
 
-def pair(bench: Bench, case: str, ceiling: str, case_side: Side, ceiling_side: Side) -> PairResult:
+def pair(
+    bench: Bench,
+    case: str,
+    ceiling: str,
+    case_side: Side,
+    ceiling_side: Side,
+    *,
+    connections: int | None = None,
+) -> PairResult:
     """Alternate the case and its ceiling (A B A B), each run after its own warm-up."""
     config = bench.config
     result = PairResult(case, ceiling, TARGETS.get(case))
@@ -137,7 +146,7 @@ def pair(bench: Bench, case: str, ceiling: str, case_side: Side, ceiling_side: S
                 argv = wrk.command(
                     url,
                     duration=duration,
-                    connections=config.connections,
+                    connections=connections or config.connections,
                     threads=config.threads,
                     headers=bench.auth,
                     script=_script(bench, script),
@@ -183,3 +192,76 @@ def _script(bench: Bench, script: Path | str | None) -> Path | None:
     lua = bench.path("fresh-key", ".lua")
     lua.write_text(wrk.fresh_key_script(MISS_PREFIX, secrets.token_hex(4)), encoding="utf-8")
     return lua
+
+
+WORST_CPU_MS = 5.0
+"""The goal for the worst GraphQL document the limits admit: CPU per request."""
+
+
+def worst_document(fields: int) -> str:
+    """The costliest document the default limits let through: as many selections as the
+    field limit allows, all at the root (`__typename` needs no session, so no AWS call)."""
+    return "query Worst { " + " ".join(["__typename"] * fields) + " }"
+
+
+def _unique_documents_script(fields: int) -> str:
+    """A wrk script POSTing the worst document with a new comment each time: no cache of
+    parsed documents or responses can answer it, as with a hostile client."""
+    mark = "@@COUNTER@@"
+    body = json.dumps({"query": f"# {mark}\n" + worst_document(fields)})
+    before, after = body.split(mark)
+    return (
+        f"local before = {wrk.lua_string(before)}\n"
+        f"local after = {wrk.lua_string(after)}\n"
+        "local counter = 0\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        "request = function()\n"
+        "  counter = counter + 1\n"
+        '  return wrk.format("POST", nil, nil, before .. counter .. after)\n'
+        "end\n"
+    )
+
+
+def run_graphql_worst(bench: Bench) -> PairResult:
+    """The worst admitted document, a new text every time (no cache of documents or of
+    responses helps), against the cached full query on the same gateway."""
+    fields = Settings().graphql_max_fields
+    gateway = bench.gateway("gateway-graphql-worst")
+    try:
+        worst = json.dumps({"query": worst_document(fields)})
+        reply = httpx.post(
+            f"{gateway.url}/graphql",
+            content=worst,
+            headers={**bench.auth, "Content-Type": "application/json"},
+        )
+        if reply.status_code != 200 or reply.json().get("errors"):
+            raise RuntimeError(f"the worst document was refused: {reply.status_code} {reply.text}")
+        hit = json.dumps({"query": FULL_QUERY, "variables": {"vc": VC, "ps": HIT_PS}})
+        httpx.post(
+            f"{gateway.url}/graphql",
+            content=hit,
+            headers={**bench.auth, "Content-Type": "application/json"},
+        ).raise_for_status()
+        worst_script = bench.path("graphql-worst", ".lua")
+        worst_script.write_text(_unique_documents_script(fields), encoding="utf-8")
+        hit_script = bench.path("graphql-hit", ".lua")
+        hit_script.write_text(wrk.post_script(hit), encoding="utf-8")
+        url = f"{gateway.url}/graphql"
+        # Few connections: a costly request each, all within wrk's 2 s timeout.
+        result = pair(
+            bench,
+            "graphql_worst",
+            "graphql_hit",
+            (gateway, url, worst_script),
+            (gateway, url, hit_script),
+            connections=4,
+        )
+    finally:
+        bench.stop(gateway)
+    cpu_ms = result.median("cpu_us_per_request") / 1000
+    verdict = "pass" if cpu_ms <= WORST_CPU_MS else "FAIL"
+    result.notes.append(
+        f"worst admitted document: {fields} root selections (GATEWAY_GRAPHQL_MAX_FIELDS),"
+        f" {cpu_ms:.2f} ms of CPU a request (goal ≤ {WORST_CPU_MS:g} ms): {verdict}"
+    )
+    return result

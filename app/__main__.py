@@ -48,12 +48,18 @@ class GatewayServer(uvicorn.Server):
         self._drain_until: float | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        """On the first SIGTERM start draining; on any other signal, or a second one, stop."""
+        """On the first SIGTERM start draining; on a second one (or with no drain) stop; on
+        any other signal stop as uvicorn does.
+
+        SIGTERM is the normal way to stop: the process exits 0 whatever the drain setting
+        (uvicorn would raise the signal again once stopped, and die of it)."""
         self._lifecycle.stopping = True
-        if sig != signal.SIGTERM or self._drain_until is not None or self._drain_seconds <= 0:
+        if sig != signal.SIGTERM:
             super().handle_exit(sig, frame)
-            return
-        self._drain_until = time.monotonic() + self._drain_seconds
+        elif self._drain_until is None and self._drain_seconds > 0:
+            self._drain_until = time.monotonic() + self._drain_seconds
+        else:
+            self.should_exit = True
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Start as uvicorn does (the lifespan builds the long-lived objects), then settle

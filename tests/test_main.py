@@ -14,7 +14,7 @@ import pytest
 
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import SAMPLE_SESSION, GatewayFactory
+from tests.conftest import NAME_QUERY, SAMPLE_SESSION, GatewayFactory
 from tests.support.servers import Emulator, Gateway, start_gateway
 
 
@@ -77,3 +77,60 @@ def test_only_the_production_entry_point_settles_the_heap(gateway: Gateway) -> N
     assert len(settled) == 1
     assert settled[0]["frozen_objects"] > 10_000
     assert gc.get_threshold() == threshold  # the lifespan the tests run leaves the GC alone
+
+
+@pytest.mark.parametrize("drain", ["0", "0.3"])
+def test_requests_still_running_when_the_grace_ends_get_503_shutting_down_and_exit_0(
+    emulator: Emulator, tmp_path: Path, key: tuple[str, str], drain: str
+) -> None:
+    emulator.seed(*key, SAMPLE_SESSION)
+    emulator.fault(*key, delay=5.0, times=2)
+    gateway = start_gateway(
+        emulator.url,
+        tmp_path / "stdout.log",
+        {"GATEWAY_SHUTDOWN_DRAIN_SECONDS": drain, "GATEWAY_SHUTDOWN_GRACE_SECONDS": "1"},
+    )
+    replies: dict[str, httpx.Response] = {}
+    threads = [
+        threading.Thread(
+            target=lambda: replies.__setitem__(
+                "rest", gateway.get_session(*key, headers={"X-Request-ID": "held-rest"})
+            )
+        ),
+        threading.Thread(
+            target=lambda: replies.__setitem__(
+                "graphql",
+                gateway.graphql(
+                    NAME_QUERY, {"vc": key[0], "ps": key[1]}, headers={"X-Request-ID": "held-gql"}
+                ),
+            )
+        ),
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+
+    started = time.monotonic()
+    gateway.process.send_signal(signal.SIGTERM)
+    for thread in threads:
+        thread.join(timeout=10)
+    code = gateway.process.wait(timeout=30)
+    elapsed = time.monotonic() - started
+    gateway.stop()
+
+    rest, graphql = replies["rest"], replies["graphql"]
+    assert elapsed < 4
+    assert code == 0
+    assert rest.status_code == 503
+    assert rest.headers["content-type"] == "application/problem+json"
+    assert rest.headers["retry-after"] == "1"
+    assert rest.headers["x-request-id"] == "held-rest"
+    assert rest.json()["code"] == "SHUTTING_DOWN"
+    assert rest.json()["requestId"] == "held-rest"
+    assert graphql.status_code == 503
+    assert graphql.headers["retry-after"] == "1"
+    [error] = graphql.json()["errors"]
+    assert error["extensions"]["code"] == "SHUTTING_DOWN"
+    assert error["extensions"]["requestId"] == "held-gql"
+    lines = gateway.log_lines()
+    assert not any("Traceback" in line or "CancelledError" in line for line in lines)

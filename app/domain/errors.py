@@ -12,6 +12,7 @@ GatewayError
 ├── PayloadTooLarge          413 PAYLOAD_TOO_LARGE
 ├── UnsupportedMediaType     415 UNSUPPORTED_MEDIA_TYPE
 ├── Overloaded               503 OVERLOADED (Retry-After)
+├── ShuttingDown             503 SHUTTING_DOWN (Retry-After; still running when the grace ended)
 ├── InternalError            500 INTERNAL_SERVER_ERROR
 ├── UpstreamUnauthorized     502 UPSTREAM_UNAUTHORIZED
 ├── UpstreamError            502 UPSTREAM_ERROR
@@ -127,6 +128,12 @@ class Overloaded(GatewayError):
     """More requests in flight than GATEWAY_MAX_INFLIGHT: shed at once."""
 
     status, code, title, retry_after = 503, "OVERLOADED", "Overloaded", 1
+
+
+class ShuttingDown(GatewayError):
+    """The request was still running when the shutdown grace period ended."""
+
+    status, code, title, retry_after = 503, "SHUTTING_DOWN", "Shutting down", 1
 
 
 class InternalError(GatewayError):

@@ -11,6 +11,7 @@ The request's headers are read once, here, for every step.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import Authenticator
-from app.domain.errors import Overloaded
+from app.domain.errors import Overloaded, ShuttingDown
 from app.http.asgi import GRAPHQL_PATH, PROBE_PATHS, first_header, route_template
 from app.http.auth import unauthenticated
 from app.http.errors import bug_error, send_error
@@ -106,31 +107,52 @@ class Edge:
                     self.inflight -= 1
             else:
                 await self._serve(scope, receive, send_with_id, authorization, length, chunked)
+        except asyncio.CancelledError:
+            await self._cancelled(scope, send_with_id, status_sent)
         except Exception:
-            # The last line of defence: a bug becomes a bare 500 problem, logged with its
-            # traceback here and never sent to the caller. When an answer is already out
-            # (FastAPI's error handler sent the 500, or a stream broke half way), there is
-            # nothing left to send: uvicorn closes a connection left unfinished.
-            access_log.exception("unhandled error")
-            if not status_sent:
-                await send_error(send_with_id, scope["path"], bug_error())
+            await self._failed(scope, send_with_id, status_sent)
         finally:
             metrics.requests_in_flight -= 1
-            seconds = time.perf_counter() - started
-            route = route_template(scope)
-            method = scope["method"]
-            metrics.request(route, method, status, seconds)
-            client = scope.get("client")
-            self.access.write(
-                method,
-                route,
-                status,
-                seconds,
-                rid,
-                ",".join(ctx.cache_results) or None,
-                client[0] if client else None,
-            )
+            self._record(scope, status, time.perf_counter() - started, rid, ctx)
             current.reset(token)
+
+    async def _cancelled(self, scope: Scope, send: Send, status_sent: bool) -> None:
+        """Nothing but the server cancels a request's task: the shutdown grace period ended
+        with the request still running. It gets an answer, not uvicorn's bare 500, and the
+        cancellation ends here (no traceback: it is no bug)."""
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        if not status_sent:
+            stopping = ShuttingDown("The gateway is shutting down; retry on another replica.")
+            await send_error(send, scope["path"], stopping, _CLOSE)
+
+    async def _failed(self, scope: Scope, send: Send, status_sent: bool) -> None:
+        """The last line of defence: a bug becomes a bare 500 problem, logged with its
+        traceback here and never sent to the caller. When an answer is already out
+        (FastAPI's error handler sent the 500, or a stream broke half way), there is nothing
+        left to send: uvicorn closes a connection left unfinished."""
+        access_log.exception("unhandled error")
+        if not status_sent:
+            await send_error(send, scope["path"], bug_error())
+
+    def _record(
+        self, scope: Scope, status: int, seconds: float, rid: str, ctx: RequestContext
+    ) -> None:
+        """The request's metrics sample and access line."""
+        route = route_template(scope)
+        method = scope["method"]
+        self.metrics.request(route, method, status, seconds)
+        client = scope.get("client")
+        self.access.write(
+            method,
+            route,
+            status,
+            seconds,
+            rid,
+            ",".join(ctx.cache_results) or None,
+            client[0] if client else None,
+        )
 
     def _plain(
         self,

@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=state.metrics,
         max_inflight=settings.max_inflight,
         max_body=settings.max_body_bytes,
+        body_timeout=settings.body_timeout_seconds,
         authenticator=authenticator,
         cors_origins=settings.cors_origins,
     )

@@ -9,6 +9,7 @@ GatewayError
 ├── Forbidden                403 FORBIDDEN
 ├── NotFound                 404 NOT_FOUND
 ├── MethodNotAllowed         405 METHOD_NOT_ALLOWED (Allow)
+├── RequestTimeout           408 REQUEST_TIMEOUT (the body did not arrive in time)
 ├── PayloadTooLarge          413 PAYLOAD_TOO_LARGE
 ├── UnsupportedMediaType     415 UNSUPPORTED_MEDIA_TYPE
 ├── Overloaded               503 OVERLOADED (Retry-After)
@@ -110,6 +111,12 @@ class MethodNotAllowed(GatewayError):
     def __init__(self, detail: str, *, allow: tuple[str, ...]) -> None:
         super().__init__(detail)
         self.allow = allow
+
+
+class RequestTimeout(GatewayError):
+    """The request body did not arrive whole within GATEWAY_BODY_TIMEOUT_SECONDS."""
+
+    status, code, title = 408, "REQUEST_TIMEOUT", "Request timeout"
 
 
 class PayloadTooLarge(GatewayError):

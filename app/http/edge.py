@@ -1,7 +1,9 @@
 """The edge: one ASGI callable every request meets before a door, doing in order
 
 1. the request id, the in-flight gauge and (at the end) the metrics sample and access line;
-2. load shedding past `GATEWAY_MAX_INFLIGHT` and the body limit (`app.http.limits`);
+2. the body limits (`app.http.limits`): a body is read whole, within
+   `GATEWAY_BODY_TIMEOUT_SECONDS` and `GATEWAY_MAX_BODY_BYTES`, before the request takes an
+   in-flight slot; then load shedding past `GATEWAY_MAX_INFLIGHT`;
 3. CORS for `/graphql` when origins are configured;
 4. authentication (`app.auth`), before any cache is consulted;
 
@@ -12,6 +14,7 @@ The request's headers are read once, here, for every step.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -24,7 +27,15 @@ from app.domain.errors import Overloaded, ShuttingDown
 from app.http.asgi import GRAPHQL_PATH, PROBE_PATHS, first_header, route_template
 from app.http.auth import unauthenticated
 from app.http.errors import bug_error, send_error
-from app.http.limits import body_too_large, serve_with_body_limit
+from app.http.limits import (
+    BodyTooLarge,
+    Disconnected,
+    body_timeout,
+    body_too_large,
+    drain,
+    read_body,
+    replaying,
+)
 from app.http.security_headers import CORS_ALLOW_HEADERS, security_headers
 from app.observability.context import RequestContext, current, request_id_from
 from app.observability.logs import AccessLog
@@ -47,6 +58,7 @@ class Edge:
         metrics: Metrics,
         max_inflight: int,
         max_body: int,
+        body_timeout: float = 10,
         authenticator: Authenticator | None = None,
         cors_origins: Sequence[str] = (),
     ) -> None:
@@ -54,6 +66,7 @@ class Edge:
         self.metrics = metrics
         self.max_inflight = max_inflight
         self.max_body = max_body
+        self.body_timeout = body_timeout
         self.authenticator = authenticator
         self.inflight = 0
         self.access = AccessLog()
@@ -161,15 +174,14 @@ class Edge:
         length: bytes | None,
         chunked: bytes | None,
     ) -> bool:
-        """Whether steps 2 to 4 would all let the request through at once: room in flight,
-        no chunked body (a declared length within the limit is all the server will read),
-        no CORS to apply and no token to check (none needed, or one already accepted).
-        Most requests are; they skip the two coroutines of the general path."""
+        """Whether steps 2 to 4 would all let the request through at once: no body to wait
+        for, room in flight, no CORS to apply and no token to check (none needed, or one
+        already accepted). Most requests are; they skip the coroutines of the general path."""
         path = scope["path"]
         authenticator = self.authenticator
         return (
-            chunked is None
-            and (length is None or self._length_allowed(length))
+            length is None
+            and chunked is None
             and self.inflight < self.max_inflight
             and path not in PROBE_PATHS
             and (self.cors is None or path != GRAPHQL_PATH)
@@ -193,28 +205,44 @@ class Edge:
         if scope["path"] in PROBE_PATHS:
             await self.app(scope, receive, send)
             return
+        if length is not None and not self._length_allowed(length):
+            await self._too_large(scope, send)
+            return
+        if chunked is not None or (length is not None and length != b"0"):
+            # The whole body first: a caller still sending one holds no in-flight slot.
+            body = await self._read_body(scope, receive, send)
+            if body is None:
+                return
+            receive = replaying(body, receive)
         if self.inflight >= self.max_inflight:
             self.metrics.shed("overloaded")
             overloaded = Overloaded("Too many requests in flight; retry shortly.")
             await send_error(send, scope["path"], overloaded, _CLOSE)
             return
-        if length is not None and not self._length_allowed(length):
-            await self._too_large(scope, send)
-            return
         self.inflight += 1
         try:
-            if chunked is None:  # the server reads no more than the declared length
-                await self._admit(scope, receive, send, authorization)
-            else:
-                await serve_with_body_limit(
-                    lambda r, s: self._admit(scope, r, s, authorization),
-                    receive,
-                    send,
-                    self.max_body,
-                    on_too_large=lambda s: self._too_large(scope, s),
-                )
+            await self._admit(scope, receive, send, authorization)
         finally:
             self.inflight -= 1
+
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """The request body, or None once the request is refused (413, 408) or its caller
+        has gone."""
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                return await read_body(receive, self.max_body)
+        except BodyTooLarge as exc:
+            if not exc.finished:  # after the last chunk, receive() would wait for a disconnect
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.body_timeout):
+                        await drain(receive, 4 * self.max_body)
+            await self._too_large(scope, send)
+        except TimeoutError:
+            self.metrics.shed("body_timeout")
+            await send_error(send, scope["path"], body_timeout(self.body_timeout), _CLOSE)
+        except Disconnected:
+            pass
+        return None
 
     async def _admit(
         self,

@@ -1,20 +1,28 @@
-"""The body limit: a body past `GATEWAY_MAX_BODY_BYTES` is refused with 413, early.
+"""The body limits: a body past `GATEWAY_MAX_BODY_BYTES` is refused with 413, early, and a
+body that does not arrive whole within `GATEWAY_BODY_TIMEOUT_SECONDS` with 408.
 
-A declared `Content-Length` is checked by the edge before anything runs; a chunked body
-is counted while the door reads it (`serve_with_body_limit`).
+A declared `Content-Length` is checked by the edge before anything runs; the body itself is
+read whole by the edge (`read_body`), counted as it arrives, before the request takes an
+in-flight slot, so a slow sender holds nothing but its connection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from starlette.types import Message, Receive
 
-from starlette.types import Message, Receive, Send
-
-from app.domain.errors import PayloadTooLarge
+from app.domain.errors import PayloadTooLarge, RequestTimeout
 
 
-class _BodyTooLarge(Exception):
-    """Raised from `receive` once the body passes the limit."""
+class BodyTooLarge(Exception):
+    """Raised by `read_body` once the body passes the limit."""
+
+    def __init__(self, finished: bool) -> None:
+        super().__init__("body too large")
+        self.finished = finished  # whether the caller sent the last of it already
+
+
+class Disconnected(Exception):
+    """Raised by `read_body` when the caller went away before sending the whole body."""
 
 
 def body_too_large(max_body: int) -> PayloadTooLarge:
@@ -22,47 +30,54 @@ def body_too_large(max_body: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The request body is larger than {max_body} bytes.")
 
 
-async def serve_with_body_limit(
-    serve: Callable[[Receive, Send], Awaitable[None]],
-    receive: Receive,
-    send: Send,
-    max_body: int,
-    on_too_large: Callable[[Send], Awaitable[None]],
-) -> None:
-    """Run `serve` with a `receive` that stops the body at `max_body` bytes; then refuse."""
+def body_timeout(seconds: float) -> RequestTimeout:
+    """The refusal of a body that did not arrive whole within `seconds`."""
+    return RequestTimeout(f"The request body did not arrive within {seconds:g} seconds.")
+
+
+async def read_body(receive: Receive, max_body: int) -> bytes:
+    """The whole request body, which must hold at most `max_body` bytes (the caller bounds
+    the time it may take).
+
+    Raises BodyTooLarge or Disconnected.
+    """
+    parts: list[bytes] = []
     received = 0
-    started = False
-    body_done = False
-
-    async def counting_receive() -> Message:
-        nonlocal received, body_done
+    while True:
         message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            body_done = not message.get("more_body", False)
-            if received > max_body:
-                raise _BodyTooLarge
-        return message
-
-    async def tracking_send(message: Message) -> None:
-        nonlocal started
-        started = started or message["type"] == "http.response.start"
-        await send(message)
-
-    try:
-        await serve(counting_receive, tracking_send)
-    except _BodyTooLarge:
-        # A chunked body with no Content-Length: found out while the door reads it.
-        if started:
-            raise
-        # Read (a bounded amount of) what the caller is still sending, so it can read the
-        # 413 instead of failing on a closed socket mid-upload.
-        if not body_done:  # after the last chunk, receive() would wait for a disconnect
-            await _drain(receive, 4 * max_body)
-        await on_too_large(send)
+        if message["type"] != "http.request":
+            raise Disconnected
+        chunk: bytes = message.get("body", b"")
+        more = message.get("more_body", False)
+        received += len(chunk)
+        if received > max_body:
+            raise BodyTooLarge(finished=not more)
+        if not more:
+            if not parts:
+                return chunk
+            parts.append(chunk)
+            return b"".join(parts)
+        parts.append(chunk)
 
 
-async def _drain(receive: Receive, limit: int) -> None:
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives `body` (already read whole) first, then defers to `receive`
+    (which reports the disconnect)."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def drain(receive: Receive, limit: int) -> None:
+    """Read (a bounded amount of) what the caller is still sending, so it can read a refusal
+    instead of failing on a closed socket mid-upload."""
     drained = 0
     while drained <= limit:
         message = await receive()

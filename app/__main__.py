@@ -12,6 +12,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from app import runtime
+from app.http.protocol import gateway_protocol
 from app.http.state import Lifecycle
 from app.main import create_app
 from app.observability import logs
@@ -91,6 +92,8 @@ def main() -> None:
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips or None,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        # httptools, with the head size limit and head timeout uvicorn lacks for it.
+        http=gateway_protocol(settings.max_header_bytes),
     )
     lifecycle: Lifecycle = app.state.gateway.lifecycle
     GatewayServer(config, lifecycle, settings.shutdown_drain_seconds).run()

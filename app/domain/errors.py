@@ -12,6 +12,7 @@ GatewayError
 ├── RequestTimeout           408 REQUEST_TIMEOUT (the body did not arrive in time)
 ├── PayloadTooLarge          413 PAYLOAD_TOO_LARGE
 ├── UnsupportedMediaType     415 UNSUPPORTED_MEDIA_TYPE
+├── HeadersTooLarge          431 HEADERS_TOO_LARGE (request line and headers over the limit)
 ├── Overloaded               503 OVERLOADED (Retry-After)
 ├── ShuttingDown             503 SHUTTING_DOWN (Retry-After; still running when the grace ended)
 ├── InternalError            500 INTERNAL_SERVER_ERROR
@@ -129,6 +130,12 @@ class UnsupportedMediaType(GatewayError):
     """The request body is not in a media type the route accepts."""
 
     status, code, title = 415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"
+
+
+class HeadersTooLarge(GatewayError):
+    """The request line and headers are larger than GATEWAY_MAX_HEADER_BYTES."""
+
+    status, code, title = 431, "HEADERS_TOO_LARGE", "Request header fields too large"
 
 
 class Overloaded(GatewayError):

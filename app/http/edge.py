@@ -23,7 +23,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import Authenticator
-from app.domain.errors import Overloaded, ShuttingDown
+from app.domain.errors import HeadersTooLarge, Overloaded, ShuttingDown
 from app.http.asgi import GRAPHQL_PATH, PROBE_PATHS, first_header, route_template
 from app.http.auth import unauthenticated
 from app.http.errors import bug_error, send_error
@@ -36,6 +36,7 @@ from app.http.limits import (
     read_body,
     replaying,
 )
+from app.http.protocol import HEAD_TOO_LARGE
 from app.http.security_headers import CORS_ALLOW_HEADERS, security_headers
 from app.observability.context import RequestContext, current, request_id_from
 from app.observability.logs import AccessLog
@@ -186,6 +187,7 @@ class Edge:
             and path not in PROBE_PATHS
             and (self.cors is None or path != GRAPHQL_PATH)
             and (authenticator is None or authenticator.remembered(authorization))
+            and HEAD_TOO_LARGE not in scope
         )
 
     def _length_allowed(self, length: bytes) -> bool:
@@ -202,6 +204,11 @@ class Edge:
         chunked: bytes | None,
     ) -> None:
         """Steps 2 to 4, then the doors; the probes go straight to their routes."""
+        if HEAD_TOO_LARGE in scope:  # marked by the protocol (app.http.protocol)
+            self.metrics.shed("headers_too_large")
+            too_large = HeadersTooLarge("The request line and headers are too large.")
+            await send_error(send, scope["path"], too_large, _CLOSE)
+            return
         if scope["path"] in PROBE_PATHS:
             await self.app(scope, receive, send)
             return

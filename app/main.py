@@ -18,12 +18,14 @@ from app.graphql.fast_path import GraphQLFastPath
 from app.graphql.response_cache import ResponseCache
 from app.graphql.schema import build_router
 from app.http import handlers
+from app.http.asgi import GRAPHQL_PATH
 from app.http.edge import Edge
 from app.http.state import AppState
 from app.observability import logs
 from app.observability.metrics import Metrics
 from app.rest import errors as rest_errors
 from app.rest.fast_path import RestFastPath
+from app.rest.reply import SESSION_PATH
 from app.rest.routes import router as rest_router
 from app.service.sessions import ProxySessionService
 from app.settings import Settings
@@ -107,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body_timeout=settings.body_timeout_seconds,
         authenticator=authenticator,
         cors_origins=settings.cors_origins,
+        route_templates=(SESSION_PATH, GRAPHQL_PATH),
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

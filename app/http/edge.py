@@ -24,7 +24,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import Authenticator
 from app.domain.errors import HeadersTooLarge, Overloaded, ShuttingDown
-from app.http.asgi import GRAPHQL_PATH, PROBE_PATHS, first_header, route_template
+from app.http.asgi import (
+    GRAPHQL_PATH,
+    PROBE_PATHS,
+    RouteTemplate,
+    first_header,
+    route_template,
+    template_pattern,
+)
 from app.http.auth import unauthenticated
 from app.http.errors import bug_error, send_error
 from app.http.limits import (
@@ -62,12 +69,17 @@ class Edge:
         body_timeout: float = 10,
         authenticator: Authenticator | None = None,
         cors_origins: Sequence[str] = (),
+        route_templates: Sequence[str] = (),
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_inflight = max_inflight
         self.max_body = max_body
         self.body_timeout = body_timeout
+        # The routes a refusal is counted under, when its path is one of theirs.
+        self.routes = [
+            (template_pattern(template), RouteTemplate(template)) for template in route_templates
+        ]
         self.authenticator = authenticator
         self.inflight = 0
         self.access = AccessLog()
@@ -205,6 +217,7 @@ class Edge:
     ) -> None:
         """Steps 2 to 4, then the doors; the probes go straight to their routes."""
         if HEAD_TOO_LARGE in scope:  # marked by the protocol (app.http.protocol)
+            self._label(scope)
             self.metrics.shed("headers_too_large")
             too_large = HeadersTooLarge("The request line and headers are too large.")
             await send_error(send, scope["path"], too_large, _CLOSE)
@@ -222,6 +235,7 @@ class Edge:
                 return
             receive = replaying(body, receive)
         if self.inflight >= self.max_inflight:
+            self._label(scope)
             self.metrics.shed("overloaded")
             overloaded = Overloaded("Too many requests in flight; retry shortly.")
             await send_error(send, scope["path"], overloaded, _CLOSE)
@@ -245,6 +259,7 @@ class Edge:
                         await drain(receive, 4 * self.max_body)
             await self._too_large(scope, send)
         except TimeoutError:
+            self._label(scope)
             self.metrics.shed("body_timeout")
             await send_error(send, scope["path"], body_timeout(self.body_timeout), _CLOSE)
         except Disconnected:
@@ -262,12 +277,15 @@ class Edge:
     ) -> None:
         """CORS (on `/graphql`, when configured), then authentication, then the doors."""
         if cors and self.cors is not None and scope["path"] == GRAPHQL_PATH:
+            if scope["method"] == "OPTIONS":  # a preflight, which CORS answers itself
+                self._label(scope)
             await self.cors(scope, receive, send)
             return
         authenticator = self.authenticator
         if authenticator is not None and not authenticator.remembered(authorization):
             refusal = await authenticator.authenticate(authorization)
             if refusal is not None:
+                self._label(scope)
                 await send_error(send, scope["path"], unauthenticated(refusal))
                 return
         await self.app(scope, receive, send)
@@ -277,7 +295,17 @@ class Edge:
         authorization = first_header(scope, b"authorization")
         await self._admit(scope, receive, send, authorization, cors=False)
 
+    def _label(self, scope: Scope) -> None:
+        """Label a request the edge refuses with the route template its path would have
+        reached, so per-route metrics see refusals; another path stays `unmatched`."""
+        path = scope["path"]
+        for pattern, route in self.routes:
+            if pattern.fullmatch(path):
+                scope["route"] = route
+                return
+
     async def _too_large(self, scope: Scope, send: Send) -> None:
+        self._label(scope)
         self.metrics.shed("payload_too_large")
         await send_error(send, scope["path"], body_too_large(self.max_body), _CLOSE)
 

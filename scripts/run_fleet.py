@@ -3,19 +3,16 @@ on 127.0.0.1:8080, 8081 and 8082 (from `GATEWAY_PORT`)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import sys
 import time
 from collections.abc import Mapping
-from types import FrameType
 
 from harness import sample
 from harness.redis import RedisServer
 from harness.servers import Server, start_emulator, start_gateway, wait_gateway_ready
-from scripts.run_local import QUERY
+from scripts.run_local import QUERY, until_stopped
 
 REPLICAS = 3
 BASE_PORT = int(os.environ.get("GATEWAY_PORT", "8080"))
@@ -124,15 +121,9 @@ def _watch(servers: list[Server], redis: RedisServer) -> None:
         time.sleep(WATCH_SECONDS)
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # so every `finally` stops what it started
-
-
 def main() -> None:
     """Serve until Ctrl-C or SIGTERM."""
-    signal.signal(signal.SIGTERM, _interrupt)
-    with contextlib.suppress(KeyboardInterrupt):
-        serve()
+    until_stopped(serve)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
 
 from harness import sample
@@ -62,11 +63,16 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # so every `finally` stops what it started
 
 
-def main() -> None:
-    """Serve until Ctrl-C or SIGTERM."""
+def until_stopped(serve: Callable[[], None]) -> None:
+    """Run `serve` until Ctrl-C or SIGTERM, its `finally` blocks stopping what it started."""
     signal.signal(signal.SIGTERM, _interrupt)
     with contextlib.suppress(KeyboardInterrupt):
         serve()
+
+
+def main() -> None:
+    """Serve until Ctrl-C or SIGTERM."""
+    until_stopped(serve)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.graphql.response_cache import ResponseCache, cache_key
 from app.graphql.transport import is_json
 from app.http.asgi import GRAPHQL_PATH, RouteTemplate
+from app.http.limits import replaying
 from app.http.revalidation import wants_revalidation
 from app.http.state import AppState
 
@@ -73,7 +74,7 @@ class GraphQLFastPath:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": cached})
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replaying(body, receive), send)
 
     def _remember(self, body: bytes, key: Hashable) -> None:
         """Keep `body`'s key, emptying the memo first when it would pass `KEYS_BYTES`."""
@@ -110,17 +111,3 @@ def _plain_json_request(scope: Scope) -> bool:
     if not is_json(content_type):
         return False
     return not wants_revalidation(cache_control, pragma)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that hands over the body already read, then defers to the real one."""
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replayed

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import __version__, ops
 from app.auth import build_authenticator
+from app.auth.caller import Callers
 from app.domain.types import SessionKey
 from app.graphql.fast_path import GraphQLFastPath
 from app.graphql.response_cache import ResponseCache
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the gateway; long-lived clients are created in the lifespan, not here."""
     settings = settings or Settings()
     state = AppState(settings=settings, metrics=Metrics(fleet=settings.fleet))
+    if settings.caller_upstream_rate:
+        state.callers = Callers(settings)
     authenticator = build_authenticator(settings, state.metrics)
 
     @asynccontextmanager

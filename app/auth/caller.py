@@ -31,6 +31,14 @@ class Callers:
         self._authenticated = self._static.enabled or settings.jwt_jwks_url is not None
         self._remembered: dict[bytes, str] = {}
 
+    def attribute(
+        self, headers: Iterable[tuple[bytes, bytes]], client: Iterable[object] | None
+    ) -> None:
+        """Mark the request being served as this caller's: the upstream calls it starts are
+        charged to it (the per-caller rate)."""
+        authorization = next((value for name, value in headers if name == b"authorization"), None)
+        current_caller.set(self.of(authorization, client))
+
     def of(self, authorization: bytes | None, client: Iterable[object] | None) -> str:
         """The caller: `token:<digest>`, `sub:<sub>`, `addr:<address>`, or `unknown`."""
         if self._authenticated and authorization:
@@ -62,21 +70,3 @@ class Callers:
             return digest
         sub = claims.get("sub") if isinstance(claims, dict) else None
         return f"sub:{sub}" if isinstance(sub, str) and sub else digest
-
-
-_CALLERS: dict[int, tuple[Settings, Callers]] = {}
-
-
-def attribute_caller(
-    settings: Settings, headers: Iterable[tuple[bytes, bytes]], client: Iterable[object] | None
-) -> None:
-    """Mark the request being served as this caller's, when the per-caller rate is on: the
-    upstream calls it starts are charged to it."""
-    if not settings.caller_upstream_rate:
-        return
-    held = _CALLERS.get(id(settings))
-    if held is None or held[0] is not settings:
-        held = (settings, Callers(settings))
-        _CALLERS[id(settings)] = held
-    authorization = next((value for name, value in headers if name == b"authorization"), None)
-    current_caller.set(held[1].of(authorization, client))

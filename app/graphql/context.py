@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from fastapi import Request
 from strawberry.fastapi import BaseContext
 
-from app.auth.caller import attribute_caller
 from app.domain.model import SessionRecord, validate_key
 from app.domain.types import SessionKey
 from app.graphql.types import ProxySession
@@ -62,7 +61,8 @@ def context_getter(*, mask_phones: bool) -> Callable[[Request], Awaitable[Contex
 
     async def get_context(request: Request) -> Context:
         state = get_state(request)
-        attribute_caller(state.settings, request.scope["headers"], request.client)
+        if state.callers is not None:
+            state.callers.attribute(request.scope["headers"], request.client)
         context = Context(
             get_service(request),
             state.metrics,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.auth.caller import Callers
 from app.observability.metrics import Metrics
 from app.service.sessions import ProxySessionService
 from app.settings import Settings
@@ -33,6 +34,8 @@ class AppState:
     metrics: Metrics
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     service: ProxySessionService | None = None
+    callers: Callers | None = None
+    """Who causes upstream calls: set only when the per-caller rate is on."""
 
 
 def get_state(request: Request) -> AppState:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.auth.caller import attribute_caller
 from app.domain.errors import BadUserInput, GatewayError
 from app.domain.model import validate_key
 from app.http.asgi import RouteTemplate, template_pattern
@@ -46,7 +45,8 @@ class RestFastPath:
                     conditions = Conditions.from_raw(scope["headers"])
                     reply = fresh_reply(service, key, conditions)
                     if reply is None:
-                        attribute_caller(self.state.settings, scope["headers"], scope.get("client"))
+                        if (callers := self.state.callers) is not None:
+                            callers.attribute(scope["headers"], scope.get("client"))
                         try:
                             reply = await session_reply(service, key, conditions)
                         except GatewayError as error:

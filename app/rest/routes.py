@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request, Response
 
-from app.auth.caller import attribute_caller
 from app.domain.errors import (
     GRAPHQL_ONLY,
     GatewayError,
@@ -107,7 +106,8 @@ async def get_proxy_session(
     # FastAPI, through the same `session_reply`; this route documents the operation and
     # renders FastAPI's parameter validation failures.
     key = validate_key(voiceConnectorId, proxySessionId)
-    attribute_caller(get_state(request).settings, request.scope["headers"], request.client)
+    if (callers := get_state(request).callers) is not None:
+        callers.attribute(request.scope["headers"], request.client)
     conditions = Conditions(if_none_match, cache_control, pragma)
     reply = await session_reply(service, key, conditions)
     response = Response(reply.body, status_code=reply.status)

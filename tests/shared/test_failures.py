@@ -484,14 +484,15 @@ def test_values_at_rest_are_sealed_and_open_only_with_their_key(
     emulator: Emulator, redis: RedisServer, tmp_path: Path
 ) -> None:
     old, new, foreign = os.urandom(32), os.urandom(32), os.urandom(32)
-    sealed = settings(redis.url, redis_key_prefix="sealed:")
+    # Not a test of time limits: a generous one, for four replicas starting at once.
+    sealed = settings(redis.url, redis_key_prefix="sealed:", redis_timeout_seconds=1.0)
     with started(
         emulator,
         tmp_path,
         {**sealed, "cache_encryption_key_file": write_keys(tmp_path / "old.keys", old)},
         {**sealed, "cache_encryption_key_file": write_keys(tmp_path / "rot.keys", new, old)},
         {**sealed, "cache_encryption_key_file": write_keys(tmp_path / "foreign.keys", foreign)},
-        settings(redis.url, redis_key_prefix="plain:"),
+        settings(redis.url, redis_key_prefix="plain:", redis_timeout_seconds=1.0),
     ) as (sealer, rotated, stranger, plain):
         key = new_key(emulator)
         first = sealer.get_session(*key)

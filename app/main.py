@@ -28,6 +28,7 @@ from app.rest import errors as rest_errors
 from app.rest.fast_path import RestFastPath
 from app.rest.reply import SESSION_PATH
 from app.rest.routes import router as rest_router
+from app.service.callers import CallerRates
 from app.service.sessions import ProxySessionService
 from app.settings import Settings
 from app.shared.fleet import Fleet
@@ -55,7 +56,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upstream = Upstream(settings, state.metrics, fleet.quota if fleet else None)
         await upstream.start()
         state.service = ProxySessionService(
-            settings, upstream, state.metrics, shared=fleet.layer if fleet else None
+            settings,
+            upstream,
+            state.metrics,
+            shared=fleet.layer if fleet else None,
+            caller_rates=fleet.caller_rates if fleet else None,
         )
         if fleet is not None:
             fleet.start()
@@ -131,7 +136,14 @@ def _fleet(settings: Settings, state: AppState) -> Fleet | None:
         if state.service is not None:
             state.service.invalidate(key)
 
-    return Fleet(settings, state.metrics, invalidate)
+    rate = settings.caller_upstream_rate
+    return Fleet(
+        settings,
+        state.metrics,
+        invalidate,
+        # Counted fleet-wide; in this process only while the shared layer is unreachable.
+        local_caller_rates=CallerRates(rate) if rate > 0 else None,
+    )
 
 
 class GatewayApp(FastAPI):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
+from typing import Protocol
 
 current_caller: ContextVar[str | None] = ContextVar("caller", default=None)
 """The caller of the request being served: a static token's id, a JWT `sub`, or the
@@ -17,6 +18,13 @@ MAX_CALLERS = 100_000
 """Callers tracked at most; past it, those whose budget is whole again are forgotten."""
 
 
+class CallerBudget(Protocol):
+    """How many upstream calls each caller may still cause."""
+
+    async def spend(self, caller: str) -> bool:
+        """Spend one call of `caller`'s budget; False when there is none left."""
+
+
 class CallerRates:
     """A token bucket per caller: `rate` calls a second, a burst of one second's worth (at
     least one call)."""
@@ -26,6 +34,10 @@ class CallerRates:
         self.burst = max(rate, 1.0)
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
+
+    async def spend(self, caller: str) -> bool:
+        """Spend one call of `caller`'s budget; False when there is none left."""
+        return self.take(caller)
 
     def take(self, caller: str) -> bool:
         """Spend one call of `caller`'s budget; False when there is none left."""

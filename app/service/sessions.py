@@ -15,7 +15,7 @@ from app.domain.errors import GatewayError, NotFound, Throttled, UpstreamFault
 from app.domain.model import ProxySession, SessionRecord, measured_size
 from app.domain.outcome import CacheOutcome, Forward, Outcomes
 from app.domain.types import CacheObserver, CacheResult, SessionKey
-from app.service.callers import UNKNOWN, CallerRates, current_caller
+from app.service.callers import UNKNOWN, CallerBudget, CallerRates, current_caller
 from app.settings import Settings
 from app.shared.codec import SharedEntry
 from app.shared.layer import SharedLayer
@@ -69,6 +69,7 @@ class ProxySessionService:
         clock: Clock = time.monotonic,
         *,
         shared: SharedLayer | None = None,
+        caller_rates: CallerBudget | None = None,
         wall: Clock = time.time,
     ) -> None:
         self._settings = settings
@@ -90,7 +91,10 @@ class ProxySessionService:
         self._keep = max(settings.stale_if_error_seconds, self._swr)
         self._revalidate_min = settings.revalidate_min_interval_seconds
         rate = settings.caller_upstream_rate
-        self._caller_rates = CallerRates(rate, clock) if rate > 0 else None
+        # Fleet mode counts each caller's calls in the shared layer; else this process does.
+        self._caller_rates: CallerBudget | None = caller_rates
+        if caller_rates is None and rate > 0:
+            self._caller_rates = CallerRates(rate, clock)
 
     def invalidate(self, key: SessionKey) -> None:
         """Drop this process's copy of `key` (another replica revalidated it)."""
@@ -222,7 +226,7 @@ class ProxySessionService:
 
         The call is charged to the caller whose request started the flight; a caller past
         `caller_upstream_rate` is refused (Throttled, which a stale entry may answer)."""
-        if self._caller_rates is not None and not self._caller_rates.take(
+        if self._caller_rates is not None and not await self._caller_rates.spend(
             current_caller.get() or UNKNOWN
         ):
             raise Throttled("Too many upstream calls caused by this caller; retry shortly.")

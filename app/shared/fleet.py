@@ -21,12 +21,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.domain.types import SessionKey
 from app.settings import Settings
+from app.shared.callers import FleetCallerRates, LocalRates
 from app.shared.codec import Codec
 from app.shared.guard import Guard, SharedObserver
 from app.shared.keyring import Keyring
 from app.shared.layer import SharedLayer
 from app.shared.notices import Notices
 from app.shared.quota import FleetQuota, RateObserver
+from app.shared.replicas import Replicas
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,8 @@ class FleetObserver(SharedObserver, RateObserver, Protocol):
 
 
 class Fleet:
-    """The shared layer (`layer`), the fleet's quota (`quota`, when a limit is set), and
-    their connections."""
+    """The shared layer (`layer`), the fleet's quota (`quota`, when a limit is set), the
+    callers' budgets (`caller_rates`, when a per-caller rate is set), and their connections."""
 
     def __init__(
         self,
@@ -48,7 +50,11 @@ class Fleet:
         observer: FleetObserver,
         on_invalidate: Callable[[SessionKey], None],
         wall: Callable[[], float] = time.time,
+        *,
+        local_caller_rates: LocalRates | None = None,
     ) -> None:
+        """With `local_caller_rates` (the per-caller rate is on), each caller's AWS calls are
+        counted fleet-wide, and by `local_caller_rates` while the shared layer is down."""
         if settings.redis_url is None:
             raise ValueError("fleet mode needs GATEWAY_REDIS_URL")
         url = settings.redis_url.get_secret_value()
@@ -94,15 +100,24 @@ class Fleet:
             lease_seconds=settings.upstream_timeout_seconds,
             wall=wall,
         )
+        # The replicas are counted when a fleet-wide limit has to be shared out without Redis.
+        self.replicas: Replicas | None = None
+        if settings.upstream_rate_limit or local_caller_rates is not None:
+            self.replicas = Replicas(self._commands, prefix, self.replica, self.guard)
         self.quota: FleetQuota | None = None
-        if settings.upstream_rate_limit:
+        if settings.upstream_rate_limit and self.replicas is not None:
             self.quota = FleetQuota(
                 self._commands,
                 prefix,
-                self.replica,
+                self.replicas,
                 settings.upstream_rate_limit,
                 self.guard,
                 observer,
+            )
+        self.caller_rates: FleetCallerRates | None = None
+        if local_caller_rates is not None and self.replicas is not None:
+            self.caller_rates = FleetCallerRates(
+                self._commands, prefix, self.replicas, self.guard, local_caller_rates
             )
         if not keys:
             log.warning(
@@ -111,17 +126,17 @@ class Fleet:
             )
 
     def start(self) -> None:
-        """Start listening for notices (and the quota's heartbeat); no connection is needed
+        """Start listening for notices (and the replicas' heartbeat); no connection is needed
         yet: a shared layer that is down at start is one that is down."""
         self.notices.start()
-        if self.quota is not None:
-            self.quota.start()
+        if self.replicas is not None:
+            self.replicas.start()
 
     async def close(self) -> None:
         """Stop the background work and close the connections."""
         await self.layer.close()
         await self.notices.close()
-        if self.quota is not None:
-            await self.quota.close()
+        if self.replicas is not None:
+            await self.replicas.close()
         for client in (self._commands, self._listener):
             await client.aclose()

@@ -16,7 +16,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-Operation = Literal["get", "set", "lease", "release", "publish", "subscribe", "quota", "heartbeat"]
+Operation = Literal[
+    "get", "set", "lease", "release", "publish", "subscribe", "quota", "caller_rate", "heartbeat"
+]
 Outcome = Literal["ok", "error", "timeout", "skipped"]
 """`skipped`: not tried, the breaker being open."""
 

@@ -23,14 +23,13 @@ from redis.asyncio import Redis
 
 from app.domain.errors import Throttled
 from app.shared.guard import Guard, SharedDown
+from app.shared.replicas import Replicas
 
 log = logging.getLogger(__name__)
 
 WINDOW_MS = 1000
 CALL_RESERVE_SECONDS = 0.25
 """A slot must leave the call this much of its deadline: a later one is refused at once."""
-HEARTBEAT_SECONDS = 5.0
-"""How often a replica says it is alive (replicas unseen for 3 beats are not counted)."""
 
 # KEYS[1] the window (a sorted set of slot times, ms). ARGV: limit, longest wait (ms), a
 # unique member suffix. Returns the wait in ms for the slot taken, or minus the wait that
@@ -52,17 +51,6 @@ end
 redis.call('ZADD', KEYS[1], at, at .. ':' .. ARGV[3])
 redis.call('PEXPIRE', KEYS[1], at - now + 2000)
 return at - now
-"""
-
-# KEYS[1] the replicas (a sorted set: id -> last beat, ms). ARGV: this replica's id, how
-# long a beat counts (ms). Returns how many replicas beat recently.
-_HEARTBEAT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
-return redis.call('ZCARD', KEYS[1])
 """
 
 
@@ -104,47 +92,31 @@ class FleetQuota:
         self,
         redis: Redis,
         prefix: str,
-        replica: str,
+        replicas: Replicas,
         limit: int,
         guard: Guard,
         observer: RateObserver,
     ) -> None:
-        self._redis = redis
         self._window_key = f"{prefix}quota"
-        self._replicas_key = f"{prefix}replicas"
-        self._replica = replica
+        self._replicas = replicas
         self.limit = limit
         self._guard = guard
         self._observer = observer
         self._local = LocalWindow()
         self._sequence = itertools.count()
         self._take = redis.register_script(_TAKE_SLOT)
-        self._beat = redis.register_script(_HEARTBEAT)
-        self.replicas_seen = 1
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Start the heartbeat that counts the replicas."""
-        self._task = asyncio.create_task(self._heartbeat(), name="shared-layer-heartbeat")
-
-    async def close(self) -> None:
-        """Stop the heartbeat."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
 
     @property
     def local_limit(self) -> int:
         """This replica's share while the shared layer is unreachable (at least 1)."""
-        return max(1, self.limit // max(1, self.replicas_seen))
+        return max(1, int(self._replicas.share(self.limit)))
 
     async def acquire(self, deadline: float) -> None:
         """Wait for a slot; raise Throttled when none comes in time for a call to be made
         before `deadline` (loop time)."""
         loop = asyncio.get_running_loop()
         longest = deadline - loop.time() - CALL_RESERVE_SECONDS
-        member = f"{self._replica}:{next(self._sequence)}"
+        member = f"{self._replicas.replica}:{next(self._sequence)}"
         try:
             waited_ms = await self._guard.run(
                 "quota",
@@ -160,18 +132,3 @@ class FleetQuota:
             raise Throttled("The AWS call rate allowed to the gateway is used up; retry shortly.")
         if wait > 0:
             await asyncio.sleep(wait)
-
-    async def _heartbeat(self) -> None:
-        while True:
-            try:
-                seen = await self._guard.run(
-                    "heartbeat",
-                    lambda: self._beat(
-                        keys=[self._replicas_key],
-                        args=[self._replica, int(HEARTBEAT_SECONDS * 3000)],
-                    ),
-                )
-                self.replicas_seen = max(1, int(seen))
-            except SharedDown:
-                pass  # keep the last count: the share stays what it was
-            await asyncio.sleep(HEARTBEAT_SECONDS)

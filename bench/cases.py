@@ -9,8 +9,9 @@ from pathlib import Path
 
 import httpx
 
+from app.graphql.limits import Limits
 from app.settings import Settings
-from bench import wrk
+from bench import documents, wrk
 from bench.context import FULL_QUERY, HIT_PS, MISS_PREFIX, SESSION_PATH, VC, Bench
 from bench.processes import core_times, process_cpu_seconds, start_ceiling
 from bench.results import TARGETS, PairResult, Run
@@ -198,17 +199,11 @@ WORST_CPU_MS = 5.0
 """The goal for the worst GraphQL document the limits admit: CPU per request."""
 
 
-def worst_document(fields: int) -> str:
-    """The costliest document the default limits let through: as many selections as the
-    field limit allows, all at the root (`__typename` needs no session, so no AWS call)."""
-    return "query Worst { " + " ".join(["__typename"] * fields) + " }"
-
-
-def _unique_documents_script(fields: int) -> str:
+def _unique_documents_script(document: str) -> str:
     """A wrk script POSTing the worst document with a new comment each time: no cache of
     parsed documents or responses can answer it, as with a hostile client."""
     mark = "@@COUNTER@@"
-    body = json.dumps({"query": f"# {mark}\n" + worst_document(fields)})
+    body = json.dumps({"query": f"# {mark}\n" + document})
     before, after = body.split(mark)
     return (
         f"local before = {wrk.lua_string(before)}\n"
@@ -225,10 +220,11 @@ def _unique_documents_script(fields: int) -> str:
 def run_graphql_worst(bench: Bench) -> PairResult:
     """The worst admitted document, a new text every time (no cache of documents or of
     responses helps), against the cached full query on the same gateway."""
-    fields = Settings().graphql_max_fields
+    settings = Settings()
+    shape, document = documents.costliest(Limits.of(settings))
     gateway = bench.gateway("gateway-graphql-worst")
     try:
-        worst = json.dumps({"query": worst_document(fields)})
+        worst = json.dumps({"query": document})
         reply = httpx.post(
             f"{gateway.url}/graphql",
             content=worst,
@@ -243,7 +239,7 @@ def run_graphql_worst(bench: Bench) -> PairResult:
             headers={**bench.auth, "Content-Type": "application/json"},
         ).raise_for_status()
         worst_script = bench.path("graphql-worst", ".lua")
-        worst_script.write_text(_unique_documents_script(fields), encoding="utf-8")
+        worst_script.write_text(_unique_documents_script(document), encoding="utf-8")
         hit_script = bench.path("graphql-hit", ".lua")
         hit_script.write_text(wrk.post_script(hit), encoding="utf-8")
         url = f"{gateway.url}/graphql"
@@ -261,7 +257,7 @@ def run_graphql_worst(bench: Bench) -> PairResult:
     cpu_ms = result.median("cpu_us_per_request") / 1000
     verdict = "pass" if cpu_ms <= WORST_CPU_MS else "FAIL"
     result.notes.append(
-        f"worst admitted document: {fields} root selections (GATEWAY_GRAPHQL_MAX_FIELDS),"
+        f"worst admitted document: {shape}, {settings.graphql_max_fields} fields,"
         f" {cpu_ms:.2f} ms of CPU a request (goal ≤ {WORST_CPU_MS:g} ms): {verdict}"
     )
     return result

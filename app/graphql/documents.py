@@ -15,10 +15,12 @@ from graphql import (
     parse,
 )
 from graphql.error import GraphQLSyntaxError
+from graphql.validation import OverlappingFieldsCanBeMergedRule
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
 from app.graphql.limits import Refusal
+from app.graphql.merging import MergeableFieldsRule
 
 # A parsed document keeps its tokens for error locations: about 400 bytes a token
 # (measured with tracemalloc). The cache is bounded by that estimate, not by a count of
@@ -75,9 +77,18 @@ class Documents:
     ) -> list[GraphQLError]:
         """The validation errors of `document` under `rules`, computed once per document."""
         if document.errors is None or document.rules != rules:
-            document.errors = validate_document(schema, document.ast, rules)
+            document.errors = validate_document(schema, document.ast, _bounded(rules))
             document.rules = rules
         return document.errors
+
+
+def _bounded(rules: tuple[type[ASTValidationRule], ...]) -> tuple[type[ASTValidationRule], ...]:
+    """`rules` with graphql-core's field-merging rule replaced by the bounded one, last: the
+    limits refuse an oversized document before it is compared."""
+    if OverlappingFieldsCanBeMergedRule not in rules:
+        return rules
+    kept = tuple(rule for rule in rules if rule is not OverlappingFieldsCanBeMergedRule)
+    return (*kept, MergeableFieldsRule)
 
 
 def _size(document: Document) -> int:

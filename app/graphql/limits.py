@@ -34,6 +34,8 @@ from graphql import (
 from graphql.validation import MaxIntrospectionDepthRule
 from graphql.validation.validate import ValidationAbortedError
 
+from app.settings import Settings
+
 PROXY_SESSION = "proxySession"
 
 
@@ -55,6 +57,16 @@ class Limits:
     max_aliases: int = 20
     max_tokens: int = 2000
     max_fields: int = 500
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        """The limits the settings set."""
+        return cls(
+            max_depth=settings.graphql_max_depth,
+            max_aliases=settings.graphql_max_aliases,
+            max_tokens=settings.graphql_max_tokens,
+            max_fields=settings.graphql_max_fields,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,12 +59,7 @@ def build_schema(*, introspection: bool = True, limits: Limits | None = None) ->
 
 def build_router(settings: Settings, response_cache: ResponseCache | None = None) -> GatewayRouter:
     """The `/graphql` route: JSON POSTs, GraphiQL on a browser's `GET` when turned on."""
-    limits = Limits(
-        max_depth=settings.graphql_max_depth,
-        max_aliases=settings.graphql_max_aliases,
-        max_tokens=settings.graphql_max_tokens,
-        max_fields=settings.graphql_max_fields,
-    )
+    limits = Limits.of(settings)
     return GatewayRouter(
         build_schema(introspection=settings.graphql_introspection, limits=limits),
         graphiql=settings.graphiql,

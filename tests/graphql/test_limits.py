@@ -6,9 +6,19 @@ from __future__ import annotations
 import time
 
 import pytest
-from graphql import Lexer, Source, TokenKind, get_introspection_query, parse
+from graphql import (
+    GraphQLError,
+    Lexer,
+    Source,
+    TokenKind,
+    get_introspection_query,
+    parse,
+    specified_rules,
+)
 
-from app.graphql.limits import Extent, Limits, measure
+from app.graphql.documents import Documents
+from app.graphql.limits import Extent, Limits, measure, validation_rules
+from app.graphql.schema import build_schema
 from app.settings import Settings
 from tests.conftest import GatewayFactory
 from tests.graphql.refusals import (
@@ -337,6 +347,64 @@ def test_fragments_count_their_fields_each_time_they_are_spread(
         message = refusal(limited.graphql(document))
 
     assert message == "Document selects 12 fields; the maximum is 10."
+
+
+# Field merging
+
+
+def test_repeated_selections_merge_into_one_answer(
+    gateway: Gateway, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    head = f'proxySession(voiceConnectorId: "{seeded[0]}", proxySessionId: "{seeded[1]}")'
+    document = f"{{ {'__typename ' * 250} p: {head} {{ {'name ' * 200} n: name ...F ...F }} }}"
+    document += " fragment F on ProxySession { name }"
+
+    reply = gateway.graphql(document).json()
+
+    assert reply == {
+        "data": {"__typename": "Query", "p": {"name": "order-1234", "n": "order-1234"}}
+    }
+
+
+def test_conflicts_are_found_among_repeated_selections() -> None:
+    # The repeats are dropped before comparing: the conflict with the third `a` remains.
+    document = f"{{ a: __typename a: __typename a: proxySession({SESSION_ARGS}) {{ name }} }}"
+    errors = _validate(f"{VARIABLES} {document}")
+
+    assert [error.message for error in errors] == [
+        "Fields 'a' conflict because '__typename' and 'proxySession' are different fields."
+        " Use different aliases on the fields to fetch both if this was intentional."
+    ]
+    assert len(errors[0].locations or []) == 2  # the first `a` and the third
+
+
+def test_selections_too_many_to_compare_are_refused(
+    gateway: Gateway, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    # Same response name, distinct sub-selections: each pair would be compared.
+    shared = " ".join(f"a: participants {{ p{n}: phoneNumber }}" for n in range(200))
+    head = f'proxySession(voiceConnectorId: "{seeded[0]}", proxySessionId: "{seeded[1]}")'
+    before = refused_total(gateway, "merging")
+
+    with no_upstream_call(emulator):
+        message = refusal(gateway.graphql(f"{{ {head} {{ {shared} }} }}"))
+    few = " ".join(f"a: participants {{ p{n}: phoneNumber }}" for n in range(3))
+    served = gateway.graphql(f"{{ {head} {{ {few} }} }}").json()
+
+    assert message == (
+        "Document has too many selections sharing a response name to check that they"
+        " merge; give them distinct aliases."
+    )
+    assert refused_total(gateway, "merging") == before + 1
+    assert served["data"]["proxySession"]["a"][0].keys() == {"p0", "p1", "p2"}
+
+
+def _validate(document: str) -> list[GraphQLError]:
+    """The gateway's validation errors for `document`, with the default limits."""
+    limits = Limits()
+    documents = Documents(limits.max_tokens)
+    rules = (*specified_rules, *validation_rules(limits, introspection=True))
+    return documents.validate(build_schema()._schema, documents.parse(document), rules)
 
 
 # Several operations

@@ -8,7 +8,6 @@ import contextlib
 import socket
 import threading
 import time
-from pathlib import Path
 
 import orjson
 import pytest
@@ -18,13 +17,6 @@ from tests.http.wire import closed_within, connect, read_response
 from tests.support.servers import Gateway
 
 SESSION_TARGET = "/v1/voice-connectors/vc-a/proxy-sessions/ps-b"
-
-
-def _rss_kib(gateway: Gateway) -> int:
-    for line in Path(f"/proc/{gateway.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def _head(size: int, target: str = SESSION_TARGET) -> bytes:
@@ -38,7 +30,7 @@ def test_a_50_mb_header_is_refused_with_431_without_being_read(gateway: Gateway)
     with connect(gateway) as warm:  # the first request's allocations are not the header's
         warm.sendall(_head(1000))
         read_response(warm)
-    before = _rss_kib(gateway)
+    before = gateway.rss_kib()
     chunk = b"a" * 65536
 
     def send_forever(sock_: socket.socket) -> None:
@@ -55,7 +47,7 @@ def test_a_50_mb_header_is_refused_with_431_without_being_read(gateway: Gateway)
         elapsed = time.monotonic() - started
         closed = closed_within(sock, 3)
     sender.join(timeout=10)
-    grown = _rss_kib(gateway) - before
+    grown = gateway.rss_kib() - before
 
     assert status == 431
     assert elapsed < 1

@@ -113,6 +113,13 @@ class Gateway:
     def __post_init__(self) -> None:
         self.client = httpx.Client(base_url=self.url, timeout=30)
 
+    def rss_kib(self) -> int:
+        """The process's resident memory, in KiB (`VmRSS` in `/proc`)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError(f"no VmRSS for process {self.process.pid}")
+
     def get_session(self, vc: str, ps: str, **kwargs: Any) -> httpx.Response:
         """GET the REST route for (vc, ps)."""
         return self.client.get(f"/v1/voice-connectors/{_q(vc)}/proxy-sessions/{_q(ps)}", **kwargs)

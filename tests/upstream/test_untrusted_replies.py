@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.conftest import GatewayFactory, session_with
+from tests.conftest import SAMPLE_SESSION, GatewayFactory, session_with
 from tests.support.servers import LOOPBACK, Emulator
 
 ONE_ATTEMPT = {"upstream_max_attempts": 1}
@@ -187,6 +187,28 @@ def test_a_reply_over_the_size_limit_is_refused_and_not_cached(
     assert "upstreamCode" not in first.json()
     assert second.status_code == 502
     assert emulator.calls(*seeded) == 2
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_39_mb_reply_is_not_read_nor_kept(
+    gateway_factory: GatewayFactory, emulator: Emulator, seeded: tuple[str, str], chunked: bool
+) -> None:
+    # As big as 600,000 participants: with the default limit (64 KiB) the rest is never read.
+    gateway = gateway_factory(**ONE_ATTEMPT)
+    assert gateway.get_session(*seeded).status_code == 200  # warm: the first call's allocations
+    huge = (seeded[0], f"{seeded[1]}-huge")
+    emulator.seed(*huge, SAMPLE_SESSION)
+    emulator.fault(*huge, pad_bytes=39_000_000, chunked=chunked)
+    before = gateway.rss_kib()
+
+    replies = [gateway.get_session(*huge) for _ in range(3)]
+    grown = gateway.rss_kib() - before
+
+    assert [reply.status_code for reply in replies] == [502, 502, 502]
+    assert {reply.json()["code"] for reply in replies} == {"UPSTREAM_UNAVAILABLE"}
+    assert emulator.calls(*huge) == 3  # nothing cached
+    assert grown < 8 * 1024, f"resident memory grew {grown} KiB"
+    assert gateway.get_session(*seeded).headers["cache-status"].startswith("proxy-gateway; hit")
 
 
 @pytest.mark.parametrize("chunked", [False, True])

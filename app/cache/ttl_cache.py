@@ -106,3 +106,39 @@ class TtlCache(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+class PartedCache(Generic[K, V]):
+    """Two `TtlCache`s behind one interface: the values `apart` selects live in a smaller
+    one of their own, so that a flood of them evicts only each other, never the rest."""
+
+    def __init__(
+        self, main: TtlCache[K, V], aside: TtlCache[K, V], apart: Callable[[V], bool]
+    ) -> None:
+        self._main = main
+        self._aside = aside
+        self._apart = apart
+
+    def get(self, key: K) -> Entry[V] | None:
+        """The entry for `key` in either part, fresh or stale, or None."""
+        entry = self._main.get(key)
+        return entry if entry is not None else self._aside.get(key)
+
+    def put(self, key: K, value: V, ttl: float, stale_for: float = 0.0) -> Entry[V]:
+        """Store `value` in its part (and forget an older value of `key` in the other)."""
+        into, other = (self._aside, self._main) if self._apart(value) else (self._main, self._aside)
+        other.pop(key)
+        return into.put(key, value, ttl, stale_for)
+
+    def pop(self, key: K) -> None:
+        """Forget `key`, if either part holds it."""
+        self._main.pop(key)
+        self._aside.pop(key)
+
+    @property
+    def bytes(self) -> int:
+        """The bytes both parts hold as measured."""
+        return self._main.bytes + self._aside.bytes
+
+    def __len__(self) -> int:
+        return len(self._main) + len(self._aside)

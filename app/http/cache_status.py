@@ -49,7 +49,7 @@ def _format(outcome: CacheOutcome) -> bytes:
         if outcome.fault is not None:
             parts.append(f"fwd-status={outcome.fault.status}")
         elif outcome.fetched:
-            parts.append("fwd-status=200")
+            parts.append(f"fwd-status={outcome.status}")
         if outcome.stored:
             parts.append("stored")
         if outcome.collapsed:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 from app.cache.singleflight import SingleFlight
-from app.cache.ttl_cache import Entry, TtlCache
+from app.cache.ttl_cache import Entry, PartedCache, TtlCache
 from app.domain.errors import GatewayError, NotFound, Throttled, UpstreamFault
 from app.domain.model import ProxySession, SessionRecord, measured_size
 from app.domain.outcome import CacheOutcome, Forward, Outcomes
@@ -75,12 +75,7 @@ class ProxySessionService:
         self._settings = settings
         self._source = source
         self._observer = observer
-        self._cache: TtlCache[SessionKey, CachedValue] = TtlCache(
-            settings.cache_max_entries,
-            timer=clock,
-            max_bytes=settings.cache_max_bytes,
-            sizeof=_entry_size,
-        )
+        self._cache = _session_cache(settings, clock)
         self._flights: SingleFlight[SessionKey, Filled] = SingleFlight()
         self._mask_all = settings.mask_phone_numbers == "all"
         self._clock = clock
@@ -166,6 +161,9 @@ class ProxySessionService:
                 raise
             self._observer.cache_result("stale")
             return Lookup(stale, "stale", 0, CacheOutcome("local", forward="stale", fault=fault))
+        except NotFound as error:
+            self._observer.cache_result("miss" if leader else "coalesced")
+            raise _answered(error, _forward(entry, revalidate), leader) from None
         except GatewayError:
             self._observer.cache_result("miss" if leader else "coalesced")
             raise
@@ -176,7 +174,7 @@ class ProxySessionService:
             local = CacheOutcome("local", forward="stale", fault=filled.shared.fault)
             return Lookup(record, "stale", 0, (filled.shared, local))
         ttl = _seconds(filled.fresh_for)
-        forward: Forward = "request" if revalidate else ("stale" if entry is not None else "miss")
+        forward = _forward(entry, revalidate)
         if not leader:
             self._observer.cache_result("coalesced")
             return Lookup(record, "coalesced", ttl, _layers(filled, _COLLAPSED[forward]))
@@ -215,9 +213,9 @@ class ProxySessionService:
         value = entry.value
         if isinstance(value, NotFound):
             # A fresh error, not the stored one: a raised error drags its traceback along.
+            # It carries the shared layer's outcome; each request adds its own (`get`).
             error = NotFound(value.detail, upstream_code=value.upstream_code)
-            if shared is not None and shared.hit:
-                error.cache = (shared, _VIA_SHARED["miss"])
+            error.cache = None if shared is None else _not_found(shared)
             raise error
         return Filled(value, fresh_for, shared)
 
@@ -276,9 +274,58 @@ ENTRY_OVERHEAD = sys.getsizeof(Entry(None, 0.0, 0.0, 0.0, 0)) + 3 * sys.getsizeo
 """The bytes of an entry around its value: the Entry and its floats."""
 
 
+NOT_FOUND_SHARE = 10
+"""One part in this many of the cache's bounds holds NotFound answers, apart from the
+sessions: a flood of unknown ids evicts only other NotFound answers."""
+
+
+def _session_cache(
+    settings: Settings, clock: Clock
+) -> PartedCache[SessionKey, CachedValue] | TtlCache[SessionKey, CachedValue]:
+    entries, max_bytes = settings.cache_max_entries, settings.cache_max_bytes
+    aside = entries // NOT_FOUND_SHARE
+    if aside == 0:  # too small a cache to part
+        return TtlCache(entries, timer=clock, max_bytes=max_bytes, sizeof=_entry_size)
+    aside_bytes = max_bytes // NOT_FOUND_SHARE
+    return PartedCache(
+        TtlCache(
+            entries - aside, timer=clock, max_bytes=max_bytes - aside_bytes, sizeof=_entry_size
+        ),
+        TtlCache(aside, timer=clock, max_bytes=aside_bytes, sizeof=_entry_size),
+        apart=lambda value: isinstance(value, NotFound),
+    )
+
+
 def _entry_size(key: SessionKey, value: CachedValue) -> int:
     """A cache entry's measured bytes: the rendered value, its key, the entry around it."""
     return measured_size(value) + measured_size(key) + ENTRY_OVERHEAD
+
+
+def _forward(entry: Entry[CachedValue] | None, revalidate: bool) -> Forward:
+    """Why a lookup went past this process's cache."""
+    return "request" if revalidate else ("stale" if entry is not None else "miss")
+
+
+def _answered(error: NotFound, forward: Forward, leader: bool) -> NotFound:
+    """The NotFound a flight raised, for one of its requests: its own copy, with the
+    outcome of every layer (the flight's error is shared by all its requests)."""
+    answer = NotFound(error.detail, upstream_code=error.upstream_code)
+    shared = error.cache if isinstance(error.cache, CacheOutcome) else None
+    if not leader:
+        local = _COLLAPSED[forward]
+    elif shared is None:
+        local = _NOT_FOUND_STORED[forward]
+    else:
+        local = _VIA_SHARED["miss" if shared.hit else forward]
+    answer.cache = local if shared is None else (shared, local)
+    return answer
+
+
+def _not_found(shared: CacheOutcome) -> CacheOutcome:
+    """The shared layer's outcome of a lookup the origin answered with a NotFound."""
+    if not shared.fetched:
+        return shared
+    return _NOT_FOUND_SHARED[(shared.forward or "miss", shared.stored)]
 
 
 def _layers(filled: Filled, local: CacheOutcome) -> Outcomes:
@@ -289,6 +336,14 @@ def _layers(filled: Filled, local: CacheOutcome) -> Outcomes:
 _FORWARDS: tuple[Forward, ...] = ("miss", "stale", "request")
 _STORED = {f: CacheOutcome("local", forward=f, fetched=True, stored=True) for f in _FORWARDS}
 _COLLAPSED = {f: CacheOutcome("local", forward=f, collapsed=True) for f in _FORWARDS}
+_NOT_FOUND_STORED = {
+    f: CacheOutcome("local", forward=f, fetched=True, stored=True, status=404) for f in _FORWARDS
+}
+_NOT_FOUND_SHARED = {
+    (f, stored): CacheOutcome("shared", forward=f, fetched=True, stored=stored, status=404)
+    for f in _FORWARDS
+    for stored in (False, True)
+}
 # In fleet mode this process asks the shared layer, not the origin: the shared layer's
 # outcome says what the origin answered.
 _VIA_SHARED = {f: CacheOutcome("local", forward=f, stored=True) for f in _FORWARDS}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.cache.ttl_cache import TtlCache
+from app.cache.ttl_cache import PartedCache, TtlCache
 from tests.support.clock import Clock
 
 
@@ -95,3 +95,28 @@ def test_an_entry_larger_than_the_byte_bound_is_not_kept() -> None:
 
     assert cache.get("k") is None
     assert cache.bytes == 0
+
+
+def test_a_parted_cache_keeps_a_flood_of_one_kind_apart() -> None:
+    clock = Clock()
+    main: TtlCache[str, str] = TtlCache(3, timer=clock)
+    aside: TtlCache[str, str] = TtlCache(2, timer=clock)
+    cache = PartedCache(main, aside, apart=lambda value: value.startswith("missing"))
+    cache.put("hot", "session", ttl=30)
+
+    for n in range(100):
+        cache.put(f"unknown-{n}", "missing", ttl=5)
+
+    hot = cache.get("hot")
+    assert hot is not None
+    assert hot.value == "session"
+    assert cache.get("unknown-0") is None
+    assert cache.get("unknown-99") is not None
+    assert len(cache) == 3
+
+    cache.put("unknown-99", "session now", ttl=30)  # a key moves parts: one copy only
+    cache.pop("hot")
+    assert [len(main), len(aside)] == [1, 1]
+    moved = cache.get("unknown-99")
+    assert moved is not None
+    assert moved.value == "session now"

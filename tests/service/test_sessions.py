@@ -107,7 +107,7 @@ def test_not_found_is_remembered_briefly(emulator: Emulator, key: tuple[str, str
 
     first, second, remembered, later = _run(scenario)
 
-    assert first == ("NOT_FOUND", None)
+    assert first == ("NOT_FOUND", b"proxy-gateway; fwd=miss; fwd-status=404; stored")
     assert second == remembered == ("NOT_FOUND", b"proxy-gateway; hit; ttl=1")
     assert later == b"proxy-gateway; fwd=miss; fwd-status=200; stored"
     assert emulator.calls(*key) == 2
@@ -188,7 +188,11 @@ def test_stale_never_replaces_a_client_error(emulator: Emulator, seeded: tuple[s
         gone = await _outcome(service, seeded)
         return [forbidden, gone]
 
-    assert _run(scenario) == [("FORBIDDEN", None), ("NOT_FOUND", None)]
+    # The 404 replaces the stale entry: it is what the origin says now.
+    assert _run(scenario) == [
+        ("FORBIDDEN", None),
+        ("NOT_FOUND", b"proxy-gateway; fwd=stale; fwd-status=404; stored"),
+    ]
 
 
 @pytest.mark.usefixtures("aws_environment")
@@ -249,6 +253,27 @@ def test_cache_is_bounded_lru(
     gateway.get_session(*keys[1])
 
     assert [emulator.calls(*k) for k in keys] == [1, 2, 1]
+
+
+def test_a_flood_of_unknown_ids_evicts_no_session(
+    gateway_factory: GatewayFactory, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    # 20 entries: 18 for sessions, 2 for NotFound answers.
+    gateway = gateway_factory(cache_max_entries=20)
+    assert gateway.get_session(*seeded).status_code == 200
+    unknown = [(seeded[0], f"{seeded[1]}-unknown-{n}") for n in range(100)]
+
+    flood = [gateway.get_session(*key).status_code for key in unknown]
+    hot = gateway.get_session(*seeded)
+    last = gateway.get_session(*unknown[-1])  # the latest NotFound answers are kept
+    first = gateway.get_session(*unknown[0])  # the oldest went first
+
+    assert set(flood) == {404}
+    assert hot.headers["cache-status"].startswith("proxy-gateway; hit")
+    assert emulator.calls(*seeded) == 1
+    assert last.headers["cache-status"].startswith("proxy-gateway; hit")
+    assert first.headers["cache-status"].startswith("proxy-gateway; fwd=miss")
+    assert (emulator.calls(*unknown[-1]), emulator.calls(*unknown[0])) == (1, 2)
 
 
 def test_no_cache_within_the_minimum_interval_is_answered_from_the_last_fill(
@@ -312,7 +337,7 @@ def test_the_minimum_interval_counts_from_the_keys_last_fill(
         b"proxy-gateway; hit; ttl=0",
         b"proxy-gateway; fwd=request; fwd-status=200; stored",
         b"proxy-gateway; hit; ttl=0",
-        ("NOT_FOUND", None),
+        ("NOT_FOUND", b"proxy-gateway; fwd=request; fwd-status=404; stored"),
         ("NOT_FOUND", b"proxy-gateway; hit; ttl=1"),
     ]
     assert emulator.calls(*seeded) == 2

@@ -82,7 +82,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
             return
-        if self._reading_head:
+        # Still reading a head that has started (after a whole request, the count is 0 again
+        # and uvicorn's keep-alive timer watches the idle connection).
+        if self._reading_head and self._head_bytes:
             if self._head_bytes > self.max_header_bytes:
                 self._refuse_head()
             elif self._head_timer is None:  # a head split across reads: it gets a deadline

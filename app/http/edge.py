@@ -43,7 +43,7 @@ from app.http.limits import (
     read_body,
     replaying,
 )
-from app.http.protocol import HEAD_TOO_LARGE
+from app.http.protocol import BODY_COMPLETE, HEAD_TOO_LARGE
 from app.http.security_headers import CORS_ALLOW_HEADERS, security_headers
 from app.observability.context import RequestContext, current, request_id_from
 from app.observability.logs import AccessLog
@@ -188,13 +188,14 @@ class Edge:
         chunked: bytes | None,
     ) -> bool:
         """Whether steps 2 to 4 would all let the request through at once: no body to wait
-        for, room in flight, no CORS to apply and no token to check (none needed, or one
-        already accepted). Most requests are; they skip the coroutines of the general path."""
+        for (none, or one within the limit that has arrived whole), room in flight, no CORS
+        to apply and no token to check (none needed, or one already accepted). Most requests
+        are; they skip the coroutines of the general path."""
         path = scope["path"]
         authenticator = self.authenticator
         return (
-            length is None
-            and chunked is None
+            chunked is None
+            and (length is None or (BODY_COMPLETE in scope and self._length_allowed(length)))
             and self.inflight < self.max_inflight
             and path not in PROBE_PATHS
             and (self.cors is None or path != GRAPHQL_PATH)

@@ -13,6 +13,9 @@ whole. So this subclass, the only protocol-level seam of the gateway:
 - closes a connection whose request head has not arrived whole within uvicorn's keep-alive
   timeout (5 s) of the connection opening or the head starting.
 
+It also marks a request whose body has arrived whole (`BODY_COMPLETE`), so that the edge
+need not time the reading of a body that is already there.
+
 Per request it costs an addition per read and a comparison once the head is parsed: the
 exact size is summed only when the reads that carried the head exceed the limit.
 """
@@ -28,6 +31,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 
 HEAD_TOO_LARGE = "gateway.head_too_large"
 """The scope key marking a request whose head was over the limit (the edge answers 431)."""
+BODY_COMPLETE = "gateway.body_complete"
+"""The scope key marking a request whose body has arrived whole: reading it cannot wait."""
 
 # " HTTP/1.1\r\n" after the target, ": " and "\r\n" per header, the blank line at the end.
 _REQUEST_LINE_REST = 11
@@ -104,6 +109,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._reading_head = True
         self._head_bytes = 0
+        if self.cycle is not None:  # most often before the app has even started
+            self.cycle.scope[BODY_COMPLETE] = True  # type: ignore[literal-required]
         super().on_message_complete()
 
     def _exact_head_bytes(self) -> int:

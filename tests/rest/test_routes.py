@@ -286,5 +286,6 @@ def test_a_remembered_not_found_says_what_aws_said(
     assert (first.status_code, remembered.status_code) == (404, 404)
     assert first.json()["upstreamCode"] == remembered.json()["upstreamCode"]
     assert remembered.json()["upstreamCode"] == "NotFoundException"
+    assert first.headers["cache-status"] == "proxy-gateway; fwd=miss; fwd-status=404; stored"
     assert remembered.headers["cache-status"].startswith("proxy-gateway; hit; ttl=")
     assert emulator.calls(*key) == 1

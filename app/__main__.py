@@ -15,7 +15,8 @@ from app import runtime
 from app.http.protocol import gateway_protocol
 from app.http.state import Lifecycle
 from app.main import create_app
-from app.observability import logs
+from app.observability import logs, tracing
+from app.observability.tracing import Tracing
 from app.settings import Settings
 
 # Settings whose values are never echoed: tokens, and a Redis URL that may hold a password.
@@ -79,7 +80,7 @@ def main() -> None:
     """Read the settings, set up JSON logs, and serve the app with uvicorn."""
     settings = _settings_or_exit()
     logs.configure(settings.log_level)
-    app = create_app(settings)
+    app = create_app(settings, _tracing_or_exit())
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -97,6 +98,15 @@ def main() -> None:
     )
     lifecycle: Lifecycle = app.state.gateway.lifecycle
     GatewayServer(config, lifecycle, settings.shutdown_drain_seconds).run()
+
+
+def _tracing_or_exit() -> Tracing | None:
+    """Traces as the `OTEL_*` variables ask (None: off), or stop with one line saying why."""
+    try:
+        return tracing.from_environment()
+    except tracing.TracingConfigError as exc:
+        print(f"invalid tracing configuration: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

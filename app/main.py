@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from app.http.edge import Edge
 from app.http.state import AppState
 from app.observability import logs
 from app.observability.metrics import Metrics
+from app.observability.tracing import Tracing
 from app.rest import errors as rest_errors
 from app.rest.fast_path import RestFastPath
 from app.rest.reply import SESSION_PATH
@@ -33,6 +35,7 @@ from app.service.sessions import ProxySessionService
 from app.settings import Settings
 from app.shared.fleet import Fleet
 from app.upstream import Upstream
+from app.upstream.tracing import AttemptTracer
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +45,14 @@ DESCRIPTION = (
 )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the gateway; long-lived clients are created in the lifespan, not here."""
+def create_app(settings: Settings | None = None, tracing: Tracing | None = None) -> FastAPI:
+    """Build the gateway; long-lived clients are created in the lifespan, not here.
+
+    With `tracing` (OpenTelemetry, from the `OTEL_*` variables), every request gets a
+    SERVER span and every AWS attempt a CLIENT span, and log lines carry their ids."""
     settings = settings or Settings()
+    if tracing is not None:
+        logs.include_trace_ids()
     state = AppState(settings=settings, metrics=Metrics(fleet=settings.fleet))
     if settings.caller_upstream_rate:
         state.callers = Callers(settings)
@@ -53,7 +61,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         fleet = _fleet(settings, state)
-        upstream = Upstream(settings, state.metrics, fleet.quota if fleet else None)
+        upstream = Upstream(
+            settings,
+            state.metrics,
+            fleet.quota if fleet else None,
+            tracer=None if tracing is None else AttemptTracer(tracing.tracer),
+        )
         await upstream.start()
         state.service = ProxySessionService(
             settings,
@@ -81,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await upstream.close()
             if fleet is not None:
                 await fleet.close()
+            if tracing is not None:  # the last spans leave (bounded), off the event loop
+                await asyncio.to_thread(tracing.shutdown)
             log.info("gateway stopped")
             logs.flush()
 
@@ -118,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         authenticator=authenticator,
         cors_origins=settings.cors_origins,
         route_templates=(SESSION_PATH, GRAPHQL_PATH),
+        tracing=tracing,
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

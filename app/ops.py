@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
 
 from app.http.state import StateDep
 
@@ -37,8 +40,17 @@ async def readyz(state: StateDep) -> Response:
     operation_id="metrics",
     summary="Prometheus metrics",
     response_class=PlainTextResponse,
-    responses={200: {"description": "Prometheus text exposition format."}},
+    responses={
+        200: {
+            "description": "Prometheus text exposition format; OpenMetrics (with trace"
+            " exemplars) for `Accept: application/openmetrics-text`."
+        }
+    },
 )
-async def metrics(state: StateDep) -> Response:
-    """The gateway's metrics in Prometheus text format."""
+async def metrics(state: StateDep, accept: Annotated[str | None, Header()] = None) -> Response:
+    """The gateway's metrics in Prometheus text format, or in OpenMetrics (with trace
+    exemplars on the request durations) when the scraper asks for it."""
+    if accept is not None and "application/openmetrics-text" in accept:
+        body = openmetrics.generate_latest(state.metrics.registry)  # type: ignore[no-untyped-call]
+        return Response(body, media_type=openmetrics.CONTENT_TYPE_LATEST)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -14,11 +14,12 @@ CREDENTIAL_OPTIONS = ("--access-key-id", ACCESS_KEY_ID, "--secret-access-key", S
 
 
 def aws_env(endpoint: str) -> dict[str, str]:
-    """This environment minus AWS_* and GATEWAY_*, with the AWS variables aimed at `endpoint`.
+    """This environment minus AWS_*, GATEWAY_* and OTEL_*, with the AWS variables aimed at
+    `endpoint`.
 
     Output is unbuffered and the gateway's shutdown drain off, so a stop is prompt.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GATEWAY_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GATEWAY_", "OTEL_"))}
     env.update(
         {
             "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,

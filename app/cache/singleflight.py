@@ -16,21 +16,30 @@ class SingleFlight(Generic[K, V]):
 
     def __init__(self) -> None:
         self._tasks: dict[K, asyncio.Task[V]] = {}
+        self._notes: dict[K, object] = {}
 
     def join(
-        self, key: K, work: Callable[[], Coroutine[Any, Any, V]]
+        self, key: K, work: Callable[[], Coroutine[Any, Any, V]], note: object = None
     ) -> tuple[asyncio.Task[V], bool]:
-        """The task in flight for `key` (from `work` if none), and whether this call started it."""
+        """The task in flight for `key` (from `work` if none), and whether this call started
+        it; a `note` given by the call that starts it is kept with it (see `note`)."""
         task = self._tasks.get(key)
         if task is not None:
             return task, False
         task = asyncio.create_task(work())
         self._tasks[key] = task
+        if note is not None:
+            self._notes[key] = note
         task.add_done_callback(lambda done: self._finish(key, done))
         return task, True
+
+    def note(self, key: K) -> object:
+        """The note kept with the flight for `key`, if it is in flight and has one."""
+        return self._notes.get(key)
 
     def _finish(self, key: K, task: asyncio.Task[V]) -> None:
         if self._tasks.get(key) is task:
             del self._tasks[key]
+            self._notes.pop(key, None)
         if not task.cancelled():
             task.exception()  # retrieved here so a flight nobody awaits is not reported

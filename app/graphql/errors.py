@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLHTTPResponse
-from strawberry.types import ExecutionResult
+from strawberry.types import ExecutionContext, ExecutionResult
 
 from app.domain.errors import (
     BadUserInput,
@@ -19,6 +19,7 @@ from app.domain.errors import (
 )
 from app.graphql.limits import Refusal
 from app.http.errors import graphql_extensions
+from app.observability.context import trace_facts
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,17 @@ class OperationMetrics(SchemaExtension):
                 except RuntimeError:  # the document did not parse
                     kind = "unknown"
                 metrics.graphql_operation(kind, "error" if failed else "ok")
+                if (facts := trace_facts()) is not None:
+                    facts.operation_type = None if kind == "unknown" else kind
+                    facts.operation_name = _operation_name(self.execution_context)
+
+
+def _operation_name(context: ExecutionContext) -> str | None:
+    """The executed operation's name (the one asked for, or the document's only one)."""
+    try:
+        return context.operation_name
+    except RuntimeError:  # the document did not parse
+        return None
 
 
 def http_result(result: ExecutionResult) -> GraphQLHTTPResponse:

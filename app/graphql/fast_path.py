@@ -18,6 +18,7 @@ from app.http.asgi import GRAPHQL_PATH, RouteTemplate
 from app.http.limits import replaying
 from app.http.revalidation import wants_revalidation
 from app.http.state import AppState
+from app.observability.context import trace_facts
 
 ROUTE = RouteTemplate(GRAPHQL_PATH)
 _JSON = (b"content-type", b"application/json")
@@ -70,9 +71,12 @@ class GraphQLFastPath:
         if cached is not None:
             scope["route"] = ROUTE
             self.state.metrics.graphql_operation("query", "ok")
-            headers = [_JSON, (b"content-length", b"%d" % len(cached))]
+            if (facts := trace_facts()) is not None:
+                facts.operation_type, facts.operation_name = "query", cached.operation_name
+            answer = cached.body
+            headers = [_JSON, (b"content-length", b"%d" % len(answer))]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": cached})
+            await send({"type": "http.response.body", "body": answer})
             return
         await self.app(scope, replaying(body, receive), send)
 

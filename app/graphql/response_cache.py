@@ -28,6 +28,8 @@ class CachedResponse:
 
     body: bytes
     sources: Sources
+    operation_name: str | None = None
+    """The executed operation's name, known when traces are on (for the span of a hit)."""
 
 
 def _size(entry: CachedResponse) -> int:
@@ -58,8 +60,8 @@ class ResponseCache:
     def __init__(self, max_bytes: int = MAX_BYTES) -> None:
         self._data: LRUCache[Hashable, CachedResponse] = LRUCache(max_bytes, getsizeof=_size)
 
-    def get(self, key: Hashable, service: ProxySessionService) -> bytes | None:
-        """The cached body if every session it shows is still the fresh cached one."""
+    def get(self, key: Hashable, service: ProxySessionService) -> CachedResponse | None:
+        """The cached response if every session it shows is still the fresh cached one."""
         entry = self._data.get(key)
         if entry is None:
             return None
@@ -69,10 +71,12 @@ class ResponseCache:
                 return None
         for _ in entry.sources:
             service.count_hit()
-        return entry.body
+        return entry
 
-    def put(self, key: Hashable, body: bytes, sources: Sources) -> None:
+    def put(
+        self, key: Hashable, body: bytes, sources: Sources, operation_name: str | None = None
+    ) -> None:
         """Remember a successful response (too large ones are not kept)."""
-        entry = CachedResponse(body, sources)
+        entry = CachedResponse(body, sources, operation_name)
         if _size(entry) <= self._data.maxsize // 8:
             self._data[key] = entry

@@ -28,6 +28,7 @@ from app.graphql.response_cache import ResponseCache, cache_key
 from app.http.asgi import GRAPHQL_PATH as PATH
 from app.http.errors import error_response
 from app.http.state import get_state
+from app.observability.context import trace_facts
 
 JSON = "application/json"
 # Every other method gets a GraphQL-shaped 405 (or the IDE page) instead of the REST one.
@@ -153,7 +154,9 @@ class GatewayRouter(GraphQLRouter[Context, None]):
         key = cache_key(orjson.loads(await request.body()))
         if key is not None:
             sources = tuple(context.sources.items())
-            self.response_cache.put(key, self.encode_json(body), sources)
+            facts = trace_facts()
+            name = None if facts is None else facts.operation_name
+            self.response_cache.put(key, self.encode_json(body), sources, name)
 
 
 def _strawberry_refusal(error: HTTPException) -> GatewayError:

@@ -45,9 +45,11 @@ from app.http.limits import (
 )
 from app.http.protocol import BODY_COMPLETE, HEAD_TOO_LARGE
 from app.http.security_headers import CORS_ALLOW_HEADERS, security_headers
+from app.http.spans import ServerSpan
 from app.observability.context import RequestContext, current, request_id_from
 from app.observability.logs import AccessLog
 from app.observability.metrics import Metrics
+from app.observability.tracing import Tracing
 
 access_log = logging.getLogger("app.access")
 
@@ -70,8 +72,10 @@ class Edge:
         authenticator: Authenticator | None = None,
         cors_origins: Sequence[str] = (),
         route_templates: Sequence[str] = (),
+        tracing: Tracing | None = None,
     ) -> None:
         self.app = app
+        self.tracing = tracing
         self.metrics = metrics
         self.max_inflight = max_inflight
         self.max_body = max_body
@@ -110,7 +114,8 @@ class Edge:
             elif name == b"transfer-encoding":
                 chunked = value
         rid = request_id_from(request_id)
-        ctx = RequestContext(rid)
+        span = None if self.tracing is None else ServerSpan(self.tracing, scope)
+        ctx = RequestContext(rid, None if span is None else span.facts)
         token = current.set(ctx)
         extra_headers = ((b"x-request-id", rid.encode()), *security_headers(scope))
         status, status_sent = 500, False
@@ -139,7 +144,7 @@ class Edge:
             await self._failed(scope, send_with_id, status_sent)
         finally:
             metrics.requests_in_flight -= 1
-            self._record(scope, status, time.perf_counter() - started, rid, ctx)
+            self._record(scope, status, time.perf_counter() - started, rid, ctx, span)
             current.reset(token)
 
     async def _cancelled(self, scope: Scope, send: Send, status_sent: bool) -> None:
@@ -163,12 +168,21 @@ class Edge:
             await send_error(send, scope["path"], bug_error())
 
     def _record(
-        self, scope: Scope, status: int, seconds: float, rid: str, ctx: RequestContext
+        self,
+        scope: Scope,
+        status: int,
+        seconds: float,
+        rid: str,
+        ctx: RequestContext,
+        span: ServerSpan | None,
     ) -> None:
-        """The request's metrics sample and access line."""
+        """The request's metrics sample and access line (and the end of its span)."""
         route = route_template(scope)
         method = scope["method"]
-        self.metrics.request(route, method, status, seconds)
+        if span is None:
+            self.metrics.request(route, method, status, seconds)
+        else:  # a sampled request's ids are the duration's exemplar
+            self.metrics.request(route, method, status, seconds, span.exemplar)
         client = scope.get("client")
         self.access.write(
             method,
@@ -178,7 +192,10 @@ class Edge:
             rid,
             ",".join(ctx.cache_results) or None,
             client[0] if client else None,
+            None if span is None else span.ids,
         )
+        if span is not None:
+            span.end(method, route, status, ctx)
 
     def _plain(
         self,

@@ -17,7 +17,7 @@ from starlette.types import Send
 from app.domain.errors import GatewayError, InternalError, MethodNotAllowed, Unauthenticated
 from app.http.asgi import GRAPHQL_PATH
 from app.http.cache_status import cache_status
-from app.observability.context import current_request_id
+from app.observability.context import current_request_id, trace_facts
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://proxy-session-gateway.internal/problems/"
@@ -34,6 +34,8 @@ _NO_STORE = (b"cache-control", b"no-store")
 def error_headers(error: GatewayError) -> RawHeaders:
     """The headers that go with `error`, whatever its shape: the only place that knows them."""
     headers = [_NO_STORE]
+    if (facts := trace_facts()) is not None:  # a traced request: its span names the code
+        facts.error_code = error.code
     if error.retry_after is not None:
         headers.append((b"retry-after", b"%d" % error.retry_after))
     if isinstance(error, Unauthenticated):

@@ -13,16 +13,30 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 _PHONE_LIKE = re.compile(r"\+[1-9]\d{6,14}|[1-9]\d{9,14}")
 
 
+class TraceFacts:
+    """What a traced request's span says besides HTTP: set by the doors and the error
+    pipeline while it is served, read by the edge when the span ends."""
+
+    __slots__ = ("error_code", "operation_name", "operation_type")
+
+    def __init__(self) -> None:
+        self.operation_name: str | None = None
+        self.operation_type: str | None = None
+        self.error_code: str | None = None
+
+
 class RequestContext:
-    """The request id and the cache results seen while serving one request."""
+    """The request id and the cache results seen while serving one request; with tracing
+    on, the facts its span needs (`trace`, else None)."""
 
-    __slots__ = ("cache_results", "request_id")
+    __slots__ = ("cache_results", "request_id", "trace")
 
-    def __init__(self, request_id: str) -> None:
+    def __init__(self, request_id: str, trace: TraceFacts | None = None) -> None:
         # A plain class: one is made per request, and a dataclass's generated
         # `__init__` with a default factory cost three times as much.
         self.request_id = request_id
         self.cache_results: list[CacheResult] = []
+        self.trace = trace
 
 
 current: ContextVar[RequestContext | None] = ContextVar("request_context", default=None)
@@ -70,6 +84,12 @@ class _RandomIds:
 
 _new_ids = _RandomIds()
 os.register_at_fork(after_in_child=_new_ids.forget)
+
+
+def trace_facts() -> TraceFacts | None:
+    """The trace facts of the request being served, when it is traced."""
+    ctx = current.get()
+    return None if ctx is None else ctx.trace
 
 
 def current_request_id() -> str | None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from opentelemetry import trace
 
 from app.observability.context import current_request_id
 from app.observability.log_buffer import BatchingStreamHandler
@@ -39,6 +40,8 @@ class JsonFormatter(logging.Formatter):
             "message": redact(record.getMessage()),
             "request_id": getattr(record, "request_id", None) or current_request_id(),
         }
+        if _trace_ids and (ids := _current_trace_ids()) is not None:
+            entry["trace_id"], entry["span_id"] = ids
         for key, value in vars(record).items():
             if key not in _STANDARD and key not in entry:
                 entry[key] = redact(value) if isinstance(value, str) else value
@@ -46,6 +49,24 @@ class JsonFormatter(logging.Formatter):
             entry["error_type"] = record.exc_info[0].__name__
             entry["traceback"] = redact(self.formatException(record.exc_info))
         return orjson.dumps(entry, default=str).decode()
+
+
+_TRACED = ',"trace_id":"%s","span_id":"%s"'
+_trace_ids = False
+"""Whether log lines carry the current span's ids (`include_trace_ids`, with traces on)."""
+
+
+def include_trace_ids() -> None:
+    """From now on, every line written inside a span carries `trace_id` and `span_id`."""
+    global _trace_ids  # noqa: PLW0603 - set once at start, before any request
+    _trace_ids = True
+
+
+def _current_trace_ids() -> tuple[str, str] | None:
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
 
 
 _PLAIN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -79,8 +100,10 @@ class AccessLog:
         request_id: str,
         cache: str | None,
         client: str | None,
+        trace_ids: tuple[str, str] | None = None,
     ) -> None:
-        """One access line, if the `app.access` logger is enabled for INFO."""
+        """One access line, if the `app.access` logger is enabled for INFO; a traced
+        request's line carries its trace and span ids."""
         logger = self._logger
         if not logger.isEnabledFor(logging.INFO):
             return
@@ -98,11 +121,12 @@ class AccessLog:
             # the line is written as orjson would write it, without building a dict.
             cache_json = "null" if cache is None else f'"{cache}"'
             client_json = "null" if client is None else f'"{client}"'
+            traced = "" if trace_ids is None else _TRACED % trace_ids
             handlers[0].write_line(
                 f'{{"time":"{log_time(time.time())}","level":"INFO","logger":"app.access",'
                 f'"message":"{message}","request_id":"{request_id}","method":"{method}",'
                 f'"route":"{route}","status":{status},"duration_ms":{duration_ms!r},'
-                f'"cache":{cache_json},"client":{client_json}}}\n'
+                f'"cache":{cache_json},"client":{client_json}{traced}}}\n'
             )
             return
         fields = {  # the record's own message is `message`: logging refuses it as an extra

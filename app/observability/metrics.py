@@ -158,10 +158,17 @@ class Metrics:
         for operation in get_args(Operation):
             self.shared_operations.labels(operation, "ok")
 
-    def request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Record one served HTTP request."""
+    def request(
+        self,
+        route: str,
+        method: str,
+        status: int,
+        seconds: float,
+        trace: tuple[str, str] | None = None,
+    ) -> None:
+        """Record one served HTTP request (`trace`: its ids, when sampled: an exemplar)."""
         # Bounded: route templates x methods x statuses, all from fixed sets.
-        self._requests.observe((route, method, status), seconds)
+        self._requests.observe((route, method, status), seconds, trace)
 
     def graphql_operation(self, operation_type: str, outcome: str) -> None:
         """Record one executed GraphQL operation."""

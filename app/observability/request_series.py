@@ -6,11 +6,13 @@ metrics as plain numbers".
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
 from prometheus_client.utils import floatToGoString
 
 Labels = tuple[str | int, ...]
@@ -18,13 +20,15 @@ Labels = tuple[str | int, ...]
 
 
 class _Series:
-    """One label set: a count per bucket (the last one +Inf) and the sum."""
+    """One label set: a count per bucket (the last one +Inf) and the sum; with traces on,
+    the latest sampled request's trace per bucket (an exemplar)."""
 
-    __slots__ = ("buckets", "total")
+    __slots__ = ("buckets", "exemplars", "total")
 
     def __init__(self, size: int) -> None:
         self.buckets = [0] * size
         self.total = 0.0
+        self.exemplars: list[Exemplar | None] | None = None
 
 
 class CountedHistogram(Collector):
@@ -48,13 +52,21 @@ class CountedHistogram(Collector):
         self._les = [floatToGoString(b) for b in self._bounds] + ["+Inf"]  # type: ignore[no-untyped-call]
         self._series: dict[Labels, _Series] = {}
 
-    def observe(self, labels: Labels, value: float) -> None:
-        """Count one event with these label values, lasting `value` seconds."""
+    def observe(self, labels: Labels, value: float, trace: tuple[str, str] | None = None) -> None:
+        """Count one event with these label values, lasting `value` seconds; `trace` (trace
+        and span ids of a sampled request) becomes its bucket's exemplar."""
         series = self._series.get(labels)
         if series is None:
             series = self._series[labels] = _Series(len(self._les))
-        series.buckets[bisect_left(self._bounds, value)] += 1
+        bucket = bisect_left(self._bounds, value)
+        series.buckets[bucket] += 1
         series.total += value
+        if trace is not None:
+            if series.exemplars is None:
+                series.exemplars = [None] * len(self._les)
+            series.exemplars[bucket] = Exemplar(
+                {"trace_id": trace[0], "span_id": trace[1]}, value, time.time()
+            )
 
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
         """The two families, as a scrape sees them."""
@@ -64,10 +76,15 @@ class CountedHistogram(Collector):
         )
         for labels, series in list(self._series.items()):
             counts = list(series.buckets)
-            cumulative, running = [], 0
-            for le, count in zip(self._les, counts, strict=True):
+            exemplars = series.exemplars or [None] * len(counts)
+            cumulative: list[tuple[str, float] | tuple[str, float, Exemplar]] = []
+            running = 0
+            for le, count, exemplar in zip(self._les, counts, exemplars, strict=True):
                 running += count
-                cumulative.append((le, float(running)))
+                if exemplar is None:
+                    cumulative.append((le, float(running)))
+                else:
+                    cumulative.append((le, float(running), exemplar))
             counter.add_metric([str(value) for value in labels], float(running))
             histogram.add_metric([str(value) for value in labels], cumulative, series.total)
         yield counter

@@ -19,6 +19,7 @@ from app.service.callers import UNKNOWN, CallerBudget, CallerRates, current_call
 from app.settings import Settings
 from app.shared.codec import SharedEntry
 from app.shared.layer import SharedLayer
+from app.upstream.calls import CallRecord, current_call, joined_calls
 
 CachedValue = SessionRecord | NotFound
 """A found session, or a remembered NotFound (negative entry)."""
@@ -151,7 +152,7 @@ class ProxySessionService:
                 raise remembered
             if (early := self._while_revalidating(key, entry, now)) is not None:
                 return early
-        task, leader = self._flights.join(key, lambda: self._fill(key, revalidate=revalidate))
+        task, leader = self._join(key, revalidate)
         try:
             filled = await _shielded(task)
         except UpstreamFault as fault:
@@ -184,6 +185,26 @@ class ProxySessionService:
         self._observer.cache_result(result)
         stored = _STORED[forward] if filled.shared is None else _VIA_SHARED[forward]
         return Lookup(record, result, ttl, _layers(filled, stored))
+
+    def _join(self, key: SessionKey, revalidate: bool) -> tuple[asyncio.Task[Filled], bool]:
+        """The flight for `key` (started if none), and whether this request started it.
+
+        A traced request (`joined_calls` set) starting a flight gives it a record its
+        upstream attempts are noted in; one joining a flight links to that record."""
+        joined = joined_calls.get()
+        if joined is None:
+            return self._flights.join(key, lambda: self._fill(key, revalidate=revalidate))
+        record: CallRecord = []
+        token = current_call.set(record)  # the flight's task starts with this context
+        try:
+            task, leader = self._flights.join(
+                key, lambda: self._fill(key, revalidate=revalidate), note=record
+            )
+        finally:
+            current_call.reset(token)
+        if not leader and isinstance(note := self._flights.note(key), list):
+            joined.append(note)
+        return task, leader
 
     def _while_revalidating(
         self, key: SessionKey, entry: Entry[CachedValue], now: float

@@ -44,6 +44,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from botocore.parsers import ResponseParserError
+from opentelemetry import trace
 
 from app.domain.errors import (
     BadUserInput,
@@ -63,10 +64,11 @@ from app.domain.errors import (
 from app.domain.model import ProxySession
 from app.domain.types import SessionKey
 from app.settings import Settings
-from app.upstream import tuning
+from app.upstream import tracing, tuning
 from app.upstream.breaker import BreakerState, CircuitBreaker
 from app.upstream.observer import UpstreamObserver
 from app.upstream.retry_budget import RetryBudget
+from app.upstream.tracing import AttemptTracer
 
 log = logging.getLogger(__name__)
 
@@ -268,9 +270,14 @@ class Upstream:
     """One long-lived `chime-sdk-voice` client and the policy around each call."""
 
     def __init__(
-        self, settings: Settings, observer: UpstreamObserver, permit: Permit | None = None
+        self,
+        settings: Settings,
+        observer: UpstreamObserver,
+        permit: Permit | None = None,
+        tracer: AttemptTracer | None = None,
     ) -> None:
         self._settings = settings
+        self._tracer = tracer
         self._permit = permit
         self._observer = observer
         self._stack = AsyncExitStack()
@@ -391,7 +398,7 @@ class Upstream:
             if self._permit is not None:  # the fleet's quota: each attempt is an AWS call
                 await self._permit.acquire(deadline)
             try:
-                return await self._attempt(key, deadline)
+                return await self._attempt(key, deadline, attempt)
             except GatewayError as error:
                 if (
                     not isinstance(error, RETRYABLE)
@@ -409,11 +416,20 @@ class Upstream:
                 await asyncio.sleep(pause)
                 attempt += 1
 
-    async def _attempt(self, key: SessionKey, deadline: float) -> ProxySession:
+    async def _attempt(self, key: SessionKey, deadline: float, number: int) -> ProxySession:
+        if self._tracer is None:
+            return await self._measured(key, deadline, None)
+        with self._tracer.attempt(number) as span:
+            return await self._measured(key, deadline, span)
+
+    async def _measured(
+        self, key: SessionKey, deadline: float, span: trace.Span | None
+    ) -> ProxySession:
+        """One attempt, counted by the metrics and the breaker (and its span, if traced)."""
         async with self._slots:
             started = time.perf_counter()
             try:
-                session = await self._call(key)
+                session, metadata = await self._call(key)
             except asyncio.CancelledError:
                 # The deadline cancels the attempt in flight: count it, or a hung AWS goes
                 # unseen by metrics and by the breaker. Any other cancellation says nothing
@@ -423,8 +439,18 @@ class Upstream:
                         UpstreamTimeout.code, "none", time.perf_counter() - started
                     )
                     self._breaker.record_fault()
+                    if span is not None:
+                        tracing.failed(span, UpstreamTimeout("The AWS call timed out."))
                 raise
             except GatewayError as error:
+                if span is not None:
+                    cause = error.__cause__
+                    metadata = (
+                        cause.response.get("ResponseMetadata")
+                        if isinstance(cause, ClientError)
+                        else None
+                    )
+                    tracing.failed(span, error, metadata)
                 self._observer.upstream_attempt(
                     error.code, _bounded_code(error.upstream_code), time.perf_counter() - started
                 )
@@ -440,10 +466,13 @@ class Upstream:
                 raise
             self._observer.upstream_attempt("ok", "none", time.perf_counter() - started)
             self._breaker.record_success()
+            if span is not None:
+                tracing.answered(span, metadata)
             return session
 
-    async def _call(self, key: SessionKey) -> ProxySession:
-        """One GetProxySession request, its reply turned into the domain model or our error."""
+    async def _call(self, key: SessionKey) -> tuple[ProxySession, object]:
+        """One GetProxySession request, its reply turned into the domain model or our error;
+        with the reply's `ResponseMetadata`."""
         try:
             reply = await self._client.get_proxy_session(
                 VoiceConnectorId=key[0], ProxySessionId=key[1]
@@ -457,7 +486,7 @@ class Upstream:
             if not _names_key(member, key):
                 log.warning("upstream reply names other ids than asked")
                 raise UpstreamUnavailable("The upstream reply names other ids than asked.")
-            return ProxySession.from_aws(member, key)
+            return ProxySession.from_aws(member, key), reply.get("ResponseMetadata")
         except (TypeError, ValueError, AttributeError, OverflowError) as exc:
             log.warning("malformed upstream reply", extra={"error_type": type(exc).__name__})
             raise UpstreamUnavailable("Malformed upstream reply.") from exc

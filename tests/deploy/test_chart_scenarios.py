@@ -158,6 +158,42 @@ def test_shared_cache_scenario(render: Render) -> None:
     }
 
 
+def test_otel_scenario(render: Render) -> None:
+    rendered = render(scenario("otel"))
+    env = rendered.env
+    values = {name: var.get("value") for name, var in env.items()}
+
+    assert values["OTEL_TRACES_EXPORTER"] == "otlp"
+    assert values["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4318"
+    assert values["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+    assert values["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+    assert values["OTEL_TRACES_SAMPLER_ARG"] == "0.1"
+    assert values["OTEL_SERVICE_NAME"] == "gw-proxy-session-gateway"
+    assert values["OTEL_PROPAGATORS"] == "tracecontext,baggage"
+    assert values["OTEL_RESOURCE_ATTRIBUTES"] == (
+        "k8s.pod.name=$(OTEL_K8S_POD_NAME),k8s.namespace.name=$(OTEL_K8S_NAMESPACE_NAME),"
+        "k8s.node.name=$(OTEL_K8S_NODE_NAME),deployment.environment.name=production"
+    )
+    # The downward API fills the pod's names, defined before the variable that uses them.
+    names = list(env)
+    assert env["OTEL_K8S_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert names.index("OTEL_K8S_POD_NAME") < names.index("OTEL_RESOURCE_ATTRIBUTES")
+    assert env["OTEL_EXPORTER_OTLP_HEADERS"]["valueFrom"]["secretKeyRef"] == {
+        "name": "gateway-otlp",
+        "key": "otlp-headers",
+    }
+    assert rendered.one("NetworkPolicy")["spec"]["egress"][-1] == {
+        "ports": [{"port": 4318, "protocol": "TCP"}],
+        "to": [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}
+        ],
+    }
+
+
+def test_traces_are_off_by_default(render: Render) -> None:
+    assert not any(name.startswith("OTEL_") for name in render().env)
+
+
 def test_the_networkpolicy_lets_fleet_mode_reach_the_shared_layer_port_only(
     render: Render,
 ) -> None:

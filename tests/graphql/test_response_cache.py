@@ -68,7 +68,7 @@ def test_a_response_retires_when_its_session_expires(seeded: tuple[str, str]) ->
             still = responses.get("doc", service)
             clock.now += 0.2
             expired = responses.get("doc", service)
-            return [fresh, still, expired]
+            return [None if entry is None else entry.body for entry in (fresh, still, expired)]
 
     assert asyncio.run(scenario()) == [b"body", b"body", None]
 

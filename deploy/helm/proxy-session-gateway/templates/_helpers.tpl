@@ -135,3 +135,15 @@ Render-time checks: settings the chart derives Kubernetes fields from must agree
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+OTEL_RESOURCE_ATTRIBUTES: the pod, its namespace and node (from the downward API, through
+the OTEL_K8S_* variables set before it), then `otel.resourceAttributes`.
+*/}}
+{{- define "proxy-session-gateway.otelResourceAttributes" -}}
+{{- $attributes := list "k8s.pod.name=$(OTEL_K8S_POD_NAME)" "k8s.namespace.name=$(OTEL_K8S_NAMESPACE_NAME)" "k8s.node.name=$(OTEL_K8S_NODE_NAME)" -}}
+{{- range $key, $value := .Values.otel.resourceAttributes -}}
+{{- $attributes = append $attributes (printf "%s=%s" $key $value) -}}
+{{- end -}}
+{{- join "," $attributes -}}
+{{- end -}}

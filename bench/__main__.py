@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import cases, fleet, floods, report
+from bench import cases, fleet, floods, report, traces
 from bench.context import Bench, BenchConfig
 from bench.processes import Pinning, Processes, core_times, detect_pinning
 from harness import ROOT
@@ -35,6 +35,7 @@ CASES: dict[str, Callable[[Bench], report.CaseResult]] = {
     "fleet_hit": fleet.run_fleet_hit,
     "fleet_l2_hit": fleet.run_fleet_l2_hit,
     "swr": fleet.run_swr,
+    "traced_hit": traces.run_traced_hit,
 }
 # ~2 minutes: shorter runs, one round, a memory flood of 2x a smaller cache bound, and
 # fewer stale-while-revalidate keys.

@@ -12,6 +12,7 @@ TARGETS: dict[str, float] = {
     "graphql_hit": 0.60,
     "miss": 1.50,
     "fleet_hit": 0.95,
+    "traced_hit": 0.70,
 }
 
 

@@ -49,7 +49,7 @@ def enabled(environ: Mapping[str, str] = os.environ) -> bool:
 
 class _HeaderGetter(Getter[Mapping[str, str]]):
     def get(self, carrier: Mapping[str, str], key: str) -> list[str] | None:
-        value = carrier.get(key)
+        value = carrier.get(key.lower())  # X-Ray asks for `X-Amzn-Trace-Id`
         return None if value is None else [value]
 
     def keys(self, carrier: Mapping[str, str]) -> list[str]:

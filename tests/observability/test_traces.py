@@ -313,3 +313,22 @@ def test_openmetrics_scrapes_carry_trace_exemplars_and_plain_text_does_not(
     assert plain.headers["content-type"].startswith("text/plain")
     assert trace_id not in plain.text
     assert " # {" not in plain.text
+
+
+def test_xray_headers_continue_the_trace_when_the_propagator_is_xray(
+    emulator: Emulator, receiver: Receiver, tmp_path: Path
+) -> None:
+    env = traced_env(receiver.url, OTEL_PROPAGATORS="xray")
+    gateway = start_gateway(emulator.url, tmp_path / "stdout.log", env)
+    try:
+        key = new_key(emulator)
+        trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+        amzn = f"Root=1-{trace_id[:8]}-{trace_id[8:]};Parent={span_id};Sampled=1"
+
+        reply = gateway.client.get(path(key), headers={**AUTH, "X-Amzn-Trace-Id": amzn})
+
+        assert reply.status_code == 200
+        server = receiver.server_span(trace_id)
+        assert server.parent_span_id == span_id
+    finally:
+        gateway.stop()

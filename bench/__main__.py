@@ -36,6 +36,7 @@ CASES: dict[str, Callable[[Bench], report.CaseResult]] = {
     "fleet_l2_hit": fleet.run_fleet_l2_hit,
     "swr": fleet.run_swr,
     "traced_hit": traces.run_traced_hit,
+    "traced_hit_sampled": traces.run_traced_hit_sampled,
 }
 # ~2 minutes: shorter runs, one round, a memory flood of 2x a smaller cache bound, and
 # fewer stale-while-revalidate keys.

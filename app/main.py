@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        fleet = _fleet(settings, state)
+        fleet = _fleet(settings, state, tracing)
         upstream = Upstream(
             settings,
             state.metrics,
@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
     return app
 
 
-def _fleet(settings: Settings, state: AppState) -> Fleet | None:
+def _fleet(settings: Settings, state: AppState, tracing: Tracing | None) -> Fleet | None:
     """The shared layer, in fleet mode (`GATEWAY_REDIS_URL`); None when the gateway is alone."""
     if not settings.fleet:
         if settings.upstream_rate_limit:
@@ -159,6 +159,7 @@ def _fleet(settings: Settings, state: AppState) -> Fleet | None:
         invalidate,
         # Counted fleet-wide; in this process only while the shared layer is unreachable.
         local_caller_rates=CallerRates(rate) if rate > 0 else None,
+        tracer=None if tracing is None else tracing.tracer,
     )
 
 

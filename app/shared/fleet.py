@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from opentelemetry import trace
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -52,6 +53,7 @@ class Fleet:
         wall: Callable[[], float] = time.time,
         *,
         local_caller_rates: LocalRates | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         """With `local_caller_rates` (the per-caller rate is on), each caller's AWS calls are
         counted fleet-wide, and by `local_caller_rates` while the shared layer is down."""
@@ -83,7 +85,7 @@ class Fleet:
             url, socket_keepalive=True, health_check_interval=5, max_connections=4, **listening
         )
         prefix = settings.redis_key_prefix
-        self.guard = Guard(settings.redis_timeout_seconds, observer)
+        self.guard = Guard(settings.redis_timeout_seconds, observer, tracer=tracer)
         keys = settings.encryption_keys
         self.notices = Notices(
             self._listener, prefix + "events", self.replica, self.guard, on_invalidate

@@ -10,6 +10,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol, TypeVar
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,11 @@ class TimeShare:
 class SharedDown(Exception):
     """The shared layer did not answer (error, time limit, or the breaker open)."""
 
+    def __init__(self, operation: Operation, outcome: Outcome | Literal["spent"]) -> None:
+        super().__init__(operation)
+        self.outcome = outcome
+        """`error`, `timeout`, `skipped` (the breaker), or `spent` (the lookup's time)."""
+
 
 class Guard:
     """Runs operations within `timeout` seconds; after `FAILURES_TO_OPEN` failures in a row,
@@ -60,8 +67,10 @@ class Guard:
         timeout: float,
         observer: SharedObserver,
         clock: Callable[[], float] = time.monotonic,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self.timeout = timeout
+        self._tracer = tracer
         self._observer = observer
         self._clock = clock
         self._failures = 0
@@ -85,14 +94,34 @@ class Guard:
         """`call()`'s result, or SharedDown when it fails, overruns or is skipped.
 
         With `share`, the operation gets what is left of a lookup's time in the shared layer
-        (at most `timeout`), none once it is spent, and uses it up as it goes.
+        (at most `timeout`), none once it is spent, and uses it up as it goes. With traces
+        on, an operation made for a traced request (or its upstream call) is a CLIENT span.
         """
+        if self._tracer is None or not trace.get_current_span().get_span_context().is_valid:
+            return await self._guarded(operation, call, share)
+        with self._tracer.start_as_current_span(
+            f"redis {operation}",
+            kind=SpanKind.CLIENT,
+            attributes={"db.system.name": "redis", "db.operation.name": operation},
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                return await self._guarded(operation, call, share)
+            except SharedDown as down:
+                span.set_attribute("error.type", down.outcome)
+                span.set_status(Status(StatusCode.ERROR))
+                raise
+
+    async def _guarded(
+        self, operation: Operation, call: Callable[[], Awaitable[T]], share: TimeShare | None
+    ) -> T:
         if self.open:
             self._observer.shared_operation(operation, "skipped")
-            raise SharedDown(operation)
+            raise SharedDown(operation, "skipped")
         limit = self.timeout if share is None else min(self.timeout, share.left)
         if limit <= 0:  # this lookup's time is spent: no fault of the shared layer
-            raise SharedDown(operation)
+            raise SharedDown(operation, "spent")
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
@@ -107,10 +136,10 @@ class Guard:
                 result = await call()
         except TimeoutError as exc:
             self.failed(operation, "timeout")
-            raise SharedDown(operation) from exc
+            raise SharedDown(operation, "timeout") from exc
         except (RedisError, OSError) as exc:
             self.failed(operation, "error", exc)
-            raise SharedDown(operation) from exc
+            raise SharedDown(operation, "error") from exc
         self.succeeded(operation)
         return result
 

@@ -16,6 +16,14 @@ GatewayFactory = Callable[..., Gateway]
 
 SAMPLE_SESSION: dict[str, Any] = sample.session(ids=False)
 """The harness's sample session, ids omitted (as AWS may): seeded under each test's own key."""
+PHONE_NUMBERS = sorted(
+    {
+        participant[member].lstrip("+")
+        for participant in SAMPLE_SESSION["Participants"]
+        for member in ("PhoneNumber", "ProxyPhoneNumber")
+    }
+)
+"""The sample session's phone numbers, digits only (found with or without the `+`)."""
 
 
 FULL = """

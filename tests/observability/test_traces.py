@@ -13,20 +13,13 @@ import httpx
 import pytest
 
 from harness.otlp import Receiver, Span, spans_of
-from tests.conftest import NAME_QUERY, SAMPLE_SESSION
+from tests.conftest import NAME_QUERY, PHONE_NUMBERS, SAMPLE_SESSION
 from tests.support.servers import Emulator, Gateway, _q, free_port, start_gateway
 
 TOKEN = "trace-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SESSION_ROUTE = "/v1/voice-connectors/{voiceConnectorId}/proxy-sessions/{proxySessionId}"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
-PHONE_NUMBERS = sorted(
-    {
-        participant[member].lstrip("+")
-        for participant in SAMPLE_SESSION["Participants"]
-        for member in ("PhoneNumber", "ProxyPhoneNumber")
-    }
-)
 
 
 def traced_env(endpoint: str, **extra: str) -> dict[str, str]:

@@ -24,7 +24,7 @@ import orjson
 import pytest
 
 from harness.redis import RedisServer, ReplyError
-from tests.conftest import SAMPLE_SESSION, GatewayFactory
+from tests.conftest import PHONE_NUMBERS, SAMPLE_SESSION, GatewayFactory
 from tests.support.servers import Emulator, Gateway, _q, free_port, start_gateway, wait_ready
 
 Key = tuple[str, str]
@@ -52,15 +52,6 @@ UP = "gateway_shared_cache_up"
 UNREACHABLE = "shared cache layer unreachable"
 REACHABLE = "shared cache layer reachable again"
 UNENCRYPTED = "the shared cache layer stores sessions unencrypted"
-
-PHONE_NUMBERS = sorted(
-    {
-        participant[member].lstrip("+")
-        for participant in SAMPLE_SESSION["Participants"]
-        for member in ("PhoneNumber", "ProxyPhoneNumber")
-    }
-)
-"""The sample session's numbers, digits only (found with or without the `+`)."""
 
 
 @pytest.fixture

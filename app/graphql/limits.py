@@ -3,7 +3,7 @@ field selections, introspection.
 
 Depth counts fields on the longest path, a top-level field being 1:
 `{ proxySession { participants { phoneNumber } } }` has depth 3. Fan-out counts every
-`proxySession` selection the executed operation would make, aliases and fragment spreads
+`proxySession` (or `node`) selection the executed operation would make, aliases and fragment spreads
 included (a fragment with two of them spread three times counts six). Field selections
 count every field the executed operation selects the same way, `__typename` included.
 """
@@ -37,6 +37,8 @@ from graphql.validation.validate import ValidationAbortedError
 from app.settings import Settings
 
 PROXY_SESSION = "proxySession"
+FETCHING = frozenset({PROXY_SESSION, "node"})
+"""The fields that fetch a session: `node` counts as a `proxySession` field."""
 
 
 # A ValidationAbortedError, so that a rule raising one stops graphql-core's validation with
@@ -95,7 +97,7 @@ def _scan(selection_set: SelectionSetNode) -> _Scanned:
                 depth = max(depth, level)
                 fields += 1
                 name = selection.name.value
-                proxy_sessions += name == PROXY_SESSION
+                proxy_sessions += name in FETCHING
                 # Introspection has rules of its own (refused, or graphql-core's depth rule):
                 # GraphiQL's own introspection query is deeper than any depth limit here.
                 if selection.selection_set is not None and not name.startswith("__"):

@@ -15,9 +15,10 @@ from app.graphql.context import Context, context_getter
 from app.graphql.documents import DocumentCache, Documents
 from app.graphql.errors import OperationMetrics
 from app.graphql.limits import Limits, validation_rules
+from app.graphql.node_ids import session_key
 from app.graphql.response_cache import ResponseCache
 from app.graphql.transport import GatewayRouter
-from app.graphql.types import DATETIME, ProxySession
+from app.graphql.types import DATETIME, Node, ProxySession
 from app.settings import Settings
 
 
@@ -31,6 +32,14 @@ class Query:
         proxy_session_id: strawberry.ID,
     ) -> ProxySession | None:
         return await info.context.proxy_session(voice_connector_id, proxy_session_id)
+
+    @strawberry.field(  # type: ignore[untyped-decorator]
+        description="The object with this global id (Relay's Global Object Identification):"
+        " a proxy session, through the same cache; null with an error when it cannot be had."
+    )
+    async def node(self, info: Info[Context, None], id: strawberry.ID) -> Node | None:
+        key = session_key(id)
+        return await info.context.proxy_session(*key)
 
 
 class GatewaySchema(strawberry.Schema):

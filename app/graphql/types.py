@@ -11,6 +11,7 @@ import strawberry
 from app.domain import model
 from app.domain.masking import mask_phone
 from app.domain.model import rfc3339
+from app.graphql.node_ids import node_id
 
 
 def _parse_datetime(value: object) -> datetime:
@@ -64,8 +65,13 @@ class GeoMatchParams:
     area_code: str
 
 
+@strawberry.interface(description="An object with a global id (Relay's Node).")
+class Node:
+    id: strawberry.ID = strawberry.field(description="The object's opaque, stable global id.")
+
+
 @strawberry.type(description="A masked-number call/SMS session between participants.")
-class ProxySession:
+class ProxySession(Node):
     voice_connector_id: strawberry.ID
     proxy_session_id: strawberry.ID
     name: str | None
@@ -85,7 +91,9 @@ class ProxySession:
         """Map the domain session; an enum value this schema does not know becomes null."""
         geo = session.geo_match_params
         phone = _masked if mask_phones else _as_is
+        key = (session.voice_connector_id, session.proxy_session_id)
         return cls(
+            id=strawberry.ID(node_id(key)),
             voice_connector_id=strawberry.ID(session.voice_connector_id),
             proxy_session_id=strawberry.ID(session.proxy_session_id),
             name=session.name,

@@ -27,8 +27,11 @@ enum NumberSelectionBehavior { PREFER_STICKY AVOID_STICKY }
 enum GeoMatchLevel { COUNTRY AREA_CODE }
 type Query {
   proxySession(voiceConnectorId: ID!, proxySessionId: ID!): ProxySession
+  node(id: ID!): Node
 }
-type ProxySession {
+interface Node { id: ID! }
+type ProxySession implements Node {
+  id: ID!
   voiceConnectorId: ID!
   proxySessionId: ID!
   name: String

@@ -12,6 +12,7 @@ from collections.abc import Hashable
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.graphql.media import GRAPHQL_RESPONSE_TYPE, prefers_graphql_response
 from app.graphql.response_cache import ResponseCache, cache_key
 from app.graphql.transport import is_json
 from app.http.asgi import GRAPHQL_PATH, RouteTemplate
@@ -22,6 +23,7 @@ from app.observability.context import trace_facts
 
 ROUTE = RouteTemplate(GRAPHQL_PATH)
 _JSON = (b"content-type", b"application/json")
+_GRAPHQL_RESPONSE = (b"content-type", GRAPHQL_RESPONSE_TYPE)
 KEYS_BYTES = 4 * 1024 * 1024
 """Bound on the request bodies remembered with their keys (bytes of body)."""
 
@@ -74,7 +76,8 @@ class GraphQLFastPath:
             if (facts := trace_facts()) is not None:
                 facts.operation_type, facts.operation_name = "query", cached.operation_name
             answer = cached.body
-            headers = [_JSON, (b"content-length", b"%d" % len(answer))]
+            media = _GRAPHQL_RESPONSE if _prefers_graphql_response(scope) else _JSON
+            headers = [media, (b"content-length", b"%d" % len(answer))]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": answer})
             return
@@ -94,6 +97,14 @@ def _body_and_key_size(body: bytes, key: Hashable) -> int:
     """About the bytes a remembered body and its key hold: the body and the key's texts."""
     parts = key if isinstance(key, tuple) else (key,)
     return len(body) + sum(len(part) for part in parts if isinstance(part, str | bytes)) + 200
+
+
+def _prefers_graphql_response(scope: Scope) -> bool:
+    """Whether the first `Accept` header prefers `application/graphql-response+json`."""
+    for name, value in scope["headers"]:
+        if name == b"accept":
+            return prefers_graphql_response(value)
+    return False
 
 
 def _plain_json_request(scope: Scope) -> bool:

@@ -47,6 +47,9 @@ def cache_key(request: object) -> Hashable | None:
         return None
     if variables is not None and not isinstance(variables, dict):
         return None
+    extensions = request.get("extensions")
+    if extensions is not None and not isinstance(extensions, dict):
+        return None  # a malformed request: the full path refuses it
     try:
         canonical = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS) if variables else b""
     except TypeError:

@@ -24,6 +24,7 @@ from app.domain.errors import (
 )
 from app.graphql.context import Context
 from app.graphql.errors import http_result, refused_limits
+from app.graphql.media import GRAPHQL_RESPONSE_TYPE, prefers_graphql_response
 from app.graphql.response_cache import ResponseCache, cache_key
 from app.http.asgi import GRAPHQL_PATH as PATH
 from app.http.errors import error_response
@@ -31,6 +32,7 @@ from app.http.state import get_state
 from app.observability.context import trace_facts
 
 JSON = "application/json"
+HTTP_OK = 200
 # Every other method gets a GraphQL-shaped 405 (or the IDE page) instead of the REST one.
 NOT_POST = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -103,13 +105,21 @@ class GatewayRouter(GraphQLRouter[Context, None]):
 
     # strawberry's `run` is overloaded for WebSockets too, which this router no longer serves.
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """Serve one POST in the media type the client prefers (app.graphql.media)."""
+        response = await self._run(request, context, root_value)
+        if prefers_graphql_response(request.headers.get("accept")):
+            return _as_graphql_response(response)
+        return response
+
+    async def _run(self, request: Any, context: Any, root_value: Any) -> Response:
         """Serve one POST; refusals and strawberry's plain-text errors become GraphQL bodies."""
         try:
             if not is_json(request.headers.get("content-type")):
                 raise UnsupportedMediaType(
                     "GraphQL requests must have Content-Type: application/json."
                 )
-            return await super().run(request, context, root_value)
+            response: Response = await super().run(request, context, root_value)
+            return response
         except GatewayError as refused:
             if isinstance(refused, GraphQLValidationFailed) and refused.limit is not None:
                 get_state(request).metrics.graphql_refusal(refused.limit)
@@ -127,6 +137,9 @@ class GatewayRouter(GraphQLRouter[Context, None]):
             )
         if not isinstance(body, dict):
             raise BadRequest("The request body must be a JSON object.")
+        extensions = body.get("extensions")
+        if extensions is not None and not isinstance(extensions, dict):
+            raise BadRequest("The request's extensions must be a JSON object.")
         return body
 
     def encode_json(self, data: object) -> bytes:
@@ -157,6 +170,19 @@ class GatewayRouter(GraphQLRouter[Context, None]):
             facts = trace_facts()
             name = None if facts is None else facts.operation_name
             self.response_cache.put(key, self.encode_json(body), sources, name)
+
+
+def _as_graphql_response(response: Response) -> Response:
+    """`response` as `application/graphql-response+json`: a result without `data` (the
+    document did not parse, validate or take its variables) is a 400 without the entry."""
+    body = orjson.loads(response.body)
+    if isinstance(body, dict) and "data" in body and body["data"] is None:
+        del body["data"]
+        status = 400 if response.status_code == HTTP_OK else response.status_code
+        headers = {k: v for k, v in response.headers.items() if k != "content-length"}
+        response = Response(orjson.dumps(body), status_code=status, headers=headers)
+    response.headers["content-type"] = GRAPHQL_RESPONSE_TYPE.decode()
+    return response
 
 
 def _strawberry_refusal(error: HTTPException) -> GatewayError:

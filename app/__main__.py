@@ -12,6 +12,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from app import runtime
+from app.graphql.persisted import ManifestError
 from app.http.protocol import gateway_protocol
 from app.http.state import Lifecycle
 from app.main import create_app
@@ -80,7 +81,11 @@ def main() -> None:
     """Read the settings, set up JSON logs, and serve the app with uvicorn."""
     settings = _settings_or_exit()
     logs.configure(settings.log_level)
-    app = create_app(settings, _tracing_or_exit())
+    try:
+        app = create_app(settings, _tracing_or_exit())
+    except ManifestError as exc:  # the trusted documents (GATEWAY_GRAPHQL_PERSISTED_*)
+        print(f"invalid persisted documents: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     config = uvicorn.Config(
         app,
         host=settings.host,

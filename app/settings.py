@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     redis_key_prefix: Annotated[str, Field(max_length=64)] = "psgw:"
     redis_timeout_seconds: PositiveFloat = 0.1
     cache_encryption_key_file: Path | None = None
+    graphql_persisted_documents_file: Path | None = None
+    graphql_persisted_only: bool = False
 
     aws_region: str | None = Field(
         default=None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
@@ -142,6 +144,14 @@ class Settings(BaseSettings):
         if any(jwt) and not all(jwt):
             raise ValueError(
                 "GATEWAY_JWT_JWKS_URL, GATEWAY_JWT_ISSUER and GATEWAY_JWT_AUDIENCE go together"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _persisted_only_needs_a_manifest(self) -> Settings:
+        if self.graphql_persisted_only and self.graphql_persisted_documents_file is None:
+            raise ValueError(
+                "GATEWAY_GRAPHQL_PERSISTED_ONLY needs GATEWAY_GRAPHQL_PERSISTED_DOCUMENTS_FILE"
             )
         return self
 

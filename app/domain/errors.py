@@ -5,6 +5,8 @@ GatewayError
 ├── BadRequest               400 BAD_REQUEST (a GraphQL request that is not one)
 ├── GraphQLParseFailed       400 GRAPHQL_PARSE_FAILED
 ├── GraphQLValidationFailed  400 GRAPHQL_VALIDATION_FAILED (a limit, or the schema's rules)
+├── PersistedQueryNotFound   400 PERSISTED_QUERY_NOT_FOUND (a document id not in the manifest)
+├── PersistedQueryOnly       400 PERSISTED_QUERY_ONLY (a document text not in the manifest)
 ├── Unauthenticated          401 UNAUTHENTICATED (WWW-Authenticate)
 ├── Forbidden                403 FORBIDDEN
 ├── NotFound                 404 NOT_FOUND
@@ -80,6 +82,18 @@ class GraphQLValidationFailed(GatewayError):
 
 
 BEARER_CHALLENGE = b'Bearer realm="proxy-session-gateway"'
+
+
+class PersistedQueryNotFound(GatewayError):
+    """A GraphQL request named a trusted document by an id the manifest does not hold."""
+
+    status, code, title = 400, "PERSISTED_QUERY_NOT_FOUND", "Persisted query not found"
+
+
+class PersistedQueryOnly(GatewayError):
+    """Only trusted documents run here, and this request's document text is not one."""
+
+    status, code, title = 400, "PERSISTED_QUERY_ONLY", "Persisted queries only"
 
 
 class Unauthenticated(GatewayError):
@@ -215,6 +229,8 @@ _GRAPHQL_ONLY: tuple[type[GatewayError], ...] = (
     BadRequest,
     GraphQLParseFailed,
     GraphQLValidationFailed,
+    PersistedQueryNotFound,
+    PersistedQueryOnly,
 )
 GRAPHQL_ONLY = frozenset(_GRAPHQL_ONLY)
 """Errors only the GraphQL door answers (the REST door has no document to refuse)."""

@@ -21,6 +21,7 @@ from strawberry.schema.schema import validate_document
 
 from app.graphql.limits import Refusal
 from app.graphql.merging import MergeableFieldsRule
+from app.graphql.persisted import Manifest, ManifestError
 
 # A parsed document keeps its tokens for error locations: about 400 bytes a token
 # (measured with tracemalloc). The cache is bounded by that estimate, not by a count of
@@ -50,10 +51,33 @@ class Documents:
             f"Syntax Error: Document contains more than {max_tokens} tokens. Parsing aborted."
         )
         self._cache: LRUCache[str, Document] = LRUCache(cache_bytes, getsizeof=_size)
+        # The manifest's trusted documents, parsed and validated at start, never evicted.
+        self._trusted: dict[str, Document] = {}
+
+    def trust(
+        self,
+        schema: GraphQLSchema,
+        manifest: Manifest,
+        rules: tuple[type[ASTValidationRule], ...],
+    ) -> None:
+        """Keep the manifest's documents parsed and validated under `rules` (the rules a
+        request runs with); ManifestError naming the first that does not validate."""
+        for persisted in manifest.by_id.values():
+            operations = sum(
+                isinstance(d, OperationDefinitionNode) for d in persisted.ast.definitions
+            )
+            document = Document(persisted.ast, len(persisted.text), operations)
+            errors = self.validate(schema, document, rules)
+            if errors:
+                raise ManifestError(
+                    f"document {persisted.id} ({persisted.label}) does not validate:"
+                    f" {errors[0].message}"
+                )
+            self._trusted[persisted.text] = document
 
     def parse(self, query: str) -> Document:
         """The document for `query`; raises Refusal past the token limit, before the full parse."""
-        document = self._cache.get(query)
+        document = self._trusted.get(query) or self._cache.get(query)
         if document is not None:
             return document
         try:

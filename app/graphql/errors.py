@@ -18,6 +18,7 @@ from app.domain.errors import (
     InternalError,
 )
 from app.graphql.limits import Refusal
+from app.graphql.persisted import Manifest
 from app.http.errors import graphql_extensions
 from app.observability.context import trace_facts
 
@@ -70,7 +71,11 @@ def refused_limits(result: ExecutionResult) -> set[str]:
 
 
 class OperationMetrics(SchemaExtension):
-    """Counts each operation by type and outcome."""
+    """Counts each operation by type, outcome and trusted document."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        super().__init__()
+        self._manifest = manifest
 
     def on_operation(self) -> Iterator[None]:
         failed = True
@@ -84,7 +89,8 @@ class OperationMetrics(SchemaExtension):
                     kind = self.execution_context.operation_type.value
                 except RuntimeError:  # the document did not parse
                     kind = "unknown"
-                metrics.graphql_operation(kind, "error" if failed else "ok")
+                document = self._manifest.label(self.execution_context.query)
+                metrics.graphql_operation(kind, "error" if failed else "ok", document)
                 if (facts := trace_facts()) is not None:
                     facts.operation_type = None if kind == "unknown" else kind
                     facts.operation_name = _operation_name(self.execution_context)

@@ -72,7 +72,7 @@ class GraphQLFastPath:
         cached = None if key is None else self.cache.get(key, service)
         if cached is not None:
             scope["route"] = ROUTE
-            self.state.metrics.graphql_operation("query", "ok")
+            self.state.metrics.graphql_operation("query", "ok", cached.document)
             if (facts := trace_facts()) is not None:
                 facts.operation_type, facts.operation_name = "query", cached.operation_name
             answer = cached.body

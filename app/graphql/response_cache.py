@@ -30,6 +30,8 @@ class CachedResponse:
     sources: Sources
     operation_name: str | None = None
     """The executed operation's name, known when traces are on (for the span of a hit)."""
+    document: str = "adhoc"
+    """Its trusted document's metrics label (app.graphql.persisted), or `adhoc`."""
 
 
 def _size(entry: CachedResponse) -> int:
@@ -77,9 +79,14 @@ class ResponseCache:
         return entry
 
     def put(
-        self, key: Hashable, body: bytes, sources: Sources, operation_name: str | None = None
+        self,
+        key: Hashable,
+        body: bytes,
+        sources: Sources,
+        operation_name: str | None = None,
+        document: str = "adhoc",
     ) -> None:
         """Remember a successful response (too large ones are not kept)."""
-        entry = CachedResponse(body, sources, operation_name)
+        entry = CachedResponse(body, sources, operation_name, document)
         if _size(entry) <= self._data.maxsize // 8:
             self._data[key] = entry

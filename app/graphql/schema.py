@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, specified_rules
 from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
@@ -16,6 +16,7 @@ from app.graphql.documents import DocumentCache, Documents
 from app.graphql.errors import OperationMetrics
 from app.graphql.limits import Limits, validation_rules
 from app.graphql.node_ids import session_key
+from app.graphql.persisted import Manifest
 from app.graphql.response_cache import ResponseCache
 from app.graphql.transport import GatewayRouter
 from app.graphql.types import DATETIME, Node, ProxySession
@@ -51,27 +52,52 @@ class GatewaySchema(strawberry.Schema):
         """Expected errors are not worth a traceback; unexpected ones are logged when masked."""
 
 
-def build_schema(*, introspection: bool = True, limits: Limits | None = None) -> strawberry.Schema:
-    """The schema, refusing documents over `limits` (and introspection when turned off)."""
+def build_schema(
+    *,
+    introspection: bool = True,
+    limits: Limits | None = None,
+    manifest: Manifest | None = None,
+) -> strawberry.Schema:
+    """The schema, refusing documents over `limits` (and introspection when turned off),
+    with the manifest's trusted documents parsed and validated (ManifestError if one is not
+    valid)."""
     limits = limits or Limits()
+    manifest = manifest or Manifest.empty()
     # Built once: the rule classes and the document cache are shared by every request.
     rules = validation_rules(limits, introspection=introspection)
     documents = Documents(limits.max_tokens)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
-        OperationMetrics,
+        lambda: OperationMetrics(manifest),
         lambda: DocumentCache(documents),
         lambda: AddValidationRules(rules),
     ]
     config = StrawberryConfig(scalar_map={datetime: DATETIME}, disable_field_suggestions=True)
-    return GatewaySchema(query=Query, extensions=extensions, config=config)
+    schema = GatewaySchema(query=Query, extensions=extensions, config=config)
+    # The rules a request runs with: strawberry's defaults (the specification's), then ours.
+    documents.trust(schema._schema, manifest, (*specified_rules, *rules))
+    return schema
+
+
+def load_manifest(settings: Settings) -> Manifest:
+    """The trusted documents the settings name (none without a manifest file)."""
+    path = settings.graphql_persisted_documents_file
+    if path is None:
+        return Manifest.empty()
+    return Manifest.load(path, persisted_only=settings.graphql_persisted_only)
 
 
 def build_router(settings: Settings, response_cache: ResponseCache | None = None) -> GatewayRouter:
-    """The `/graphql` route: JSON POSTs, GraphiQL on a browser's `GET` when turned on."""
+    """The `/graphql` route: JSON POSTs, GraphiQL on a browser's `GET` when turned on.
+
+    Raises ManifestError for a trusted-documents manifest that cannot be used."""
     limits = Limits.of(settings)
+    manifest = load_manifest(settings)
     return GatewayRouter(
-        build_schema(introspection=settings.graphql_introspection, limits=limits),
+        build_schema(
+            introspection=settings.graphql_introspection, limits=limits, manifest=manifest
+        ),
         graphiql=settings.graphiql,
         context_getter=context_getter(mask_phones=settings.mask_phone_numbers != "none"),
         response_cache=response_cache,
+        manifest=manifest,
     )

@@ -25,6 +25,7 @@ from app.domain.errors import (
 from app.graphql.context import Context
 from app.graphql.errors import http_result, refused_limits
 from app.graphql.media import GRAPHQL_RESPONSE_TYPE, prefers_graphql_response
+from app.graphql.persisted import Manifest
 from app.graphql.response_cache import ResponseCache, cache_key
 from app.http.asgi import GRAPHQL_PATH as PATH
 from app.http.errors import error_response
@@ -73,7 +74,9 @@ class GatewayRouter(GraphQLRouter[Context, None]):
         graphiql: bool,
         context_getter: Callable[[Request], Awaitable[Context]],
         response_cache: ResponseCache | None = None,
+        manifest: Manifest | None = None,
     ) -> None:
+        self.manifest = manifest or Manifest.empty()
         super().__init__(
             schema,
             path=PATH,
@@ -140,6 +143,7 @@ class GatewayRouter(GraphQLRouter[Context, None]):
         extensions = body.get("extensions")
         if extensions is not None and not isinstance(extensions, dict):
             raise BadRequest("The request's extensions must be a JSON object.")
+        self.manifest.resolve(body)  # a trusted document named by id becomes the query
         return body
 
     def encode_json(self, data: object) -> bytes:
@@ -169,7 +173,8 @@ class GatewayRouter(GraphQLRouter[Context, None]):
             sources = tuple(context.sources.items())
             facts = trace_facts()
             name = None if facts is None else facts.operation_name
-            self.response_cache.put(key, self.encode_json(body), sources, name)
+            document = self.manifest.label(key[0])  # type: ignore[index]
+            self.response_cache.put(key, self.encode_json(body), sources, name, document)
 
 
 def _as_graphql_response(response: Response) -> Response:

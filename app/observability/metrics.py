@@ -46,8 +46,8 @@ class Metrics:
         in_flight.set_function(lambda: self.requests_in_flight)
         self._graphql_operations = CountedLabels(
             "gateway_graphql_operations",
-            "GraphQL operations executed, by operation type and outcome.",
-            ["operation_type", "outcome"],
+            "GraphQL operations executed, by operation type, outcome and trusted document.",
+            ["operation_type", "outcome", "document"],
             [],
         )
         r.register(self._graphql_operations)
@@ -170,9 +170,10 @@ class Metrics:
         # Bounded: route templates x methods x statuses, all from fixed sets.
         self._requests.observe((route, method, status), seconds, trace)
 
-    def graphql_operation(self, operation_type: str, outcome: str) -> None:
-        """Record one executed GraphQL operation."""
-        self._graphql_operations.inc((operation_type, outcome))
+    def graphql_operation(self, operation_type: str, outcome: str, document: str) -> None:
+        """Record one executed GraphQL operation (`document`: its trusted document's label
+        from the manifest, or `adhoc`: a bounded set)."""
+        self._graphql_operations.inc((operation_type, outcome, document))
 
     def shed(self, reason: str) -> None:
         """Record one request refused before any work."""

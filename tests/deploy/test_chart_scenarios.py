@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.deploy.chart import FULLNAME, NAMESPACE, RELEASE, SCENARIOS, Render, Rendered, scenario
 
 OPT_IN_KINDS = {"ServiceMonitor", "NetworkPolicy", "Ingress", "PrometheusRule"}
@@ -188,6 +190,31 @@ def test_otel_scenario(render: Render) -> None:
             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}
         ],
     }
+
+
+def test_persisted_documents_scenario(render: Render) -> None:
+    rendered = render(scenario("persisted-documents"))
+    values = {name: var.get("value") for name, var in rendered.env.items()}
+    mount = "/etc/proxy-session-gateway/persisted-documents"
+
+    assert values["GATEWAY_GRAPHQL_PERSISTED_DOCUMENTS_FILE"] == f"{mount}/persisted-documents.json"
+    assert values["GATEWAY_GRAPHQL_PERSISTED_ONLY"] == "true"
+    [volume] = [v for v in rendered.pod["volumes"] if v["name"] == "persisted-documents"]
+    assert volume["configMap"] == {
+        "name": "gateway-persisted-documents",
+        "items": [{"key": "persisted-documents.json", "path": "persisted-documents.json"}],
+    }
+    [mounted] = [
+        m for m in rendered.container["volumeMounts"] if m["name"] == "persisted-documents"
+    ]
+    assert mounted == {"name": "persisted-documents", "mountPath": mount, "readOnly": True}
+
+
+def test_the_trusted_documents_settings_come_only_from_persisted_documents(
+    render: Render,
+) -> None:
+    with pytest.raises(Exception, match="GATEWAY_GRAPHQL_PERSISTED_ONLY"):
+        render({"config": {"GATEWAY_GRAPHQL_PERSISTED_ONLY": "true"}})
 
 
 def test_traces_are_off_by_default(render: Render) -> None:

@@ -24,6 +24,8 @@ SHARED_CACHE_SETTINGS = {
     "redis_timeout_seconds",
     "cache_encryption_key_file",
 }
+# The trusted documents', which come from `persistedDocuments` only (`config` refuses them).
+PERSISTED_DOCUMENTS_SETTINGS = {"graphql_persisted_documents_file", "graphql_persisted_only"}
 
 
 def test_values_yaml_has_the_schema_modeline_and_a_comment_above_every_key() -> None:
@@ -77,7 +79,7 @@ def test_schema_is_draft_07_with_descriptions_and_closed_objects(chart: helm.Cha
 def _settings_variables() -> list[str]:
     fields = Settings.model_fields
     assert set(fields) >= NOT_IN_CONFIG
-    excluded = NOT_IN_CONFIG | SHARED_CACHE_SETTINGS
+    excluded = NOT_IN_CONFIG | SHARED_CACHE_SETTINGS | PERSISTED_DOCUMENTS_SETTINGS
     return [f"GATEWAY_{name.upper()}" for name in fields if name not in excluded]
 
 

@@ -38,6 +38,9 @@ class Context(BaseContext):
         # never cached.
         self.sources: dict[SessionKey, SessionRecord] = {}
         self.cacheable = True
+        # The least freshness left among those sessions (seconds): how long a browser may
+        # keep a persisted query's answer (GET).
+        self.fresh_for: int | None = None
 
     async def proxy_session(self, voice_connector_id: str, proxy_session_id: str) -> ProxySession:
         """The session for these ids, fetched once per request and shared between aliases."""
@@ -53,6 +56,8 @@ class Context(BaseContext):
         self.sources[key] = lookup.record
         if lookup.result == "stale":
             self.cacheable = False
+        ttl = max(0, lookup.ttl)
+        self.fresh_for = ttl if self.fresh_for is None else min(self.fresh_for, ttl)
         return ProxySession.from_domain(lookup.record.session, mask_phones=self.mask_phones)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 
 from app.domain.errors import (
@@ -20,6 +22,7 @@ from app.domain.errors import (
     GatewayError,
     GraphQLValidationFailed,
     MethodNotAllowed,
+    PersistedQueryNotFound,
     UnsupportedMediaType,
 )
 from app.graphql.context import Context
@@ -28,6 +31,7 @@ from app.graphql.media import GRAPHQL_RESPONSE_TYPE, prefers_graphql_response
 from app.graphql.persisted import Manifest
 from app.graphql.response_cache import ResponseCache, cache_key
 from app.http.asgi import GRAPHQL_PATH as PATH
+from app.http.cache_status import etag_matches, private_max_age
 from app.http.errors import error_response
 from app.http.state import get_state
 from app.observability.context import trace_facts
@@ -95,9 +99,16 @@ class GatewayRouter(GraphQLRouter[Context, None]):
         ]
         self.add_api_route(PATH, self.not_post, methods=NOT_POST, include_in_schema=False)
         self.response_cache = response_cache
+        self._make_context = context_getter
 
     async def not_post(self, request: Request) -> Response:
-        """The GraphiQL page for a browser when turned on, else 405: queries are POSTed."""
+        """A persisted query by `GET`; else the GraphiQL page for a browser when turned on;
+        else 405: documents are POSTed."""
+        if request.method in {"GET", "HEAD"} and _names_a_document(request):
+            response = await self._persisted_get(request)
+            if prefers_graphql_response(request.headers.get("accept")):
+                response = _as_graphql_response(response)
+            return response
         accept = request.headers.get("accept", "")
         if self.graphql_ide and request.method in {"GET", "HEAD"} and "text/html" in accept:
             return await self.render_graphql_ide(request)
@@ -130,6 +141,45 @@ class GatewayRouter(GraphQLRouter[Context, None]):
         except HTTPException as error:  # a malformed body, no query, an unknown operation name
             return error_response(PATH, _strawberry_refusal(error))
 
+    async def _persisted_get(self, request: Request) -> Response:
+        """Run the trusted document a `GET` names, answered with `Cache-Control` and an
+        `ETag` as the REST door's (304 for a matching `If-None-Match`): browsers and CDNs
+        can keep it. A raw `query` over `GET` is refused (405)."""
+        try:
+            body = _get_parameters(request)
+            self._check(body)
+        except GatewayError as refused:
+            return error_response(PATH, refused)
+        context = await self._make_context(request)
+        result = await self.schema.execute(
+            body["query"],
+            variable_values=body.get("variables"),
+            context_value=context,
+            operation_name=body.get("operationName"),
+            allowed_operation_types=(OperationType.QUERY,),
+        )
+        answer = self.encode_json(await self.process_result(request, result))
+        if result.errors or not context.cacheable or context.fresh_for is None:
+            return Response(answer, media_type=JSON, headers=_NOT_KEPT)
+        etag = f'"{hashlib.blake2b(answer, digest_size=16).hexdigest()}"'
+        headers = {
+            "etag": etag,
+            "cache-control": private_max_age(context.fresh_for).decode(),
+            "vary": "accept, authorization",
+        }
+        if_none_match = request.headers.get("if-none-match")
+        if if_none_match is not None and etag_matches(if_none_match, etag):
+            return Response(status_code=304, headers=headers)
+        return Response(answer, media_type=JSON, headers=headers)
+
+    def _check(self, body: dict[str, Any]) -> None:
+        """Refuse malformed `extensions`, and put the trusted document the request names
+        (if any) in its `query` (strawberry checks the rest of a POST's shape)."""
+        extensions = body.get("extensions")
+        if extensions is not None and not isinstance(extensions, dict):
+            raise BadRequest("The request's extensions must be a JSON object.")
+        self.manifest.resolve(body)  # a trusted document named by id becomes the query
+
     def decode_json(self, data: str | bytes) -> object:
         """The request body, which must be one JSON object (batching is off)."""
         body = orjson.loads(data)  # orjson's error is a JSONDecodeError: strawberry's 400
@@ -140,10 +190,7 @@ class GatewayRouter(GraphQLRouter[Context, None]):
             )
         if not isinstance(body, dict):
             raise BadRequest("The request body must be a JSON object.")
-        extensions = body.get("extensions")
-        if extensions is not None and not isinstance(extensions, dict):
-            raise BadRequest("The request's extensions must be a JSON object.")
-        self.manifest.resolve(body)  # a trusted document named by id becomes the query
+        self._check(body)
         return body
 
     def encode_json(self, data: object) -> bytes:
@@ -165,6 +212,8 @@ class GatewayRouter(GraphQLRouter[Context, None]):
 
     async def _remember(self, request: Request, body: GraphQLHTTPResponse) -> None:
         """Keep a successful response for the fast path (app/graphql/fast_path.py)."""
+        if request.method != "POST":  # the fast path serves POSTs; a GET has its own cache
+            return
         context = getattr(request.state, "graphql_context", None)
         if not isinstance(context, Context) or not context.cacheable or self.response_cache is None:
             return
@@ -175,6 +224,44 @@ class GatewayRouter(GraphQLRouter[Context, None]):
             name = None if facts is None else facts.operation_name
             document = self.manifest.label(key[0])  # type: ignore[index]
             self.response_cache.put(key, self.encode_json(body), sources, name, document)
+
+
+_NOT_KEPT = {"cache-control": "no-store"}
+
+
+def _names_a_document(request: Request) -> bool:
+    """Whether a `GET`'s parameters name a trusted document (or carry a raw query)."""
+    params = request.query_params
+    return "documentId" in params or "extensions" in params or "query" in params
+
+
+def _get_parameters(request: Request) -> dict[str, Any]:
+    """A `GET`'s parameters as a request object: `documentId`, `operationName`, and the
+    JSON-encoded `variables` and `extensions`. A raw `query` is refused (405)."""
+    params = request.query_params
+    if "query" in params:
+        raise MethodNotAllowed(
+            "A query is sent by POST: GET runs trusted documents only (documentId).",
+            allow=("POST",),
+        )
+    body: dict[str, Any] = {}
+    if "documentId" in params:
+        body["documentId"] = params["documentId"]
+    if "operationName" in params:
+        body["operationName"] = params["operationName"]
+    for name in ("variables", "extensions"):
+        if name in params:
+            try:
+                body[name] = orjson.loads(params[name])
+            except orjson.JSONDecodeError:
+                raise BadRequest(f"The {name} parameter must be JSON.") from None
+    if not isinstance(body.get("variables", {}), dict):
+        raise BadRequest("The variables parameter must be a JSON object.")
+    extensions = body.get("extensions")
+    persisted = extensions.get("persistedQuery") if isinstance(extensions, dict) else None
+    if "documentId" not in body and not isinstance(persisted, dict):
+        raise PersistedQueryNotFound("A GET names a trusted document by its id.")
+    return body
 
 
 def _as_graphql_response(response: Response) -> Response:

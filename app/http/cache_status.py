@@ -1,5 +1,5 @@
 """RFC 9211 `Cache-Status` and the `Cache-Control` a cached answer carries, from the
-service's structured outcome.
+service's structured outcome, and the `If-None-Match` comparison both doors make.
 
 The gateway's caches are named as a shared HTTP cache would name itself: `proxy-gateway`
 for this process's cache, `proxy-gateway-shared` for the layer replicas share. The
@@ -68,3 +68,11 @@ def private_max_age(seconds: int) -> bytes:
         if len(_cache_controls) < MEMOIZED:
             _cache_controls[seconds] = value
     return value
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 weak comparison, as If-None-Match requires; `*` matches any current entity."""
+    if if_none_match.strip() == "*":
+        return True
+    opaque = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == opaque for tag in if_none_match.split(","))

@@ -92,7 +92,7 @@ class Edge:
             self.cors = CORSMiddleware(
                 self._after_cors,
                 allow_origins=list(cors_origins),
-                allow_methods=["POST"],
+                allow_methods=["GET", "POST"],  # GET: persisted queries
                 allow_headers=list(CORS_ALLOW_HEADERS),
                 expose_headers=["x-request-id"],
                 max_age=600,

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from app.domain.outcome import CacheOutcome
 from app.domain.types import SessionKey
-from app.http.cache_status import cache_status, private_max_age
+from app.http.cache_status import cache_status, etag_matches, private_max_age
 from app.http.revalidation import wants_revalidation
 from app.service import Lookup, ProxySessionService
 
@@ -126,11 +126,3 @@ def _full_headers(lookup: Lookup) -> RawHeaders:
 def _with_body(lookup: Lookup) -> RawHeaders:
     length = (b"content-length", b"%d" % len(lookup.record.body))
     return (*_validators(lookup), length, _JSON)
-
-
-def etag_matches(if_none_match: str, etag: str) -> bool:
-    """RFC 9110 weak comparison, as If-None-Match requires; `*` matches any current entity."""
-    if if_none_match.strip() == "*":
-        return True
-    opaque = etag.removeprefix("W/")
-    return any(tag.strip().removeprefix("W/") == opaque for tag in if_none_match.split(","))

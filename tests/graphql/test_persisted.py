@@ -208,3 +208,68 @@ def test_persisted_only_without_a_manifest_is_a_settings_error(
     assert "GATEWAY_GRAPHQL_PERSISTED_ONLY needs GATEWAY_GRAPHQL_PERSISTED_DOCUMENTS_FILE" in (
         log.read_text()
     )
+
+
+def get(gateway: Gateway, params: dict[str, str], **headers: str) -> Any:
+    return gateway.client.get("/graphql", params=params, headers=headers)
+
+
+def test_a_persisted_query_by_get_is_cacheable_like_the_rest_door(
+    persisted_only: Gateway, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    params = {
+        "documentId": sha256(NAME),
+        "variables": json.dumps({"vc": seeded[0], "ps": seeded[1]}),
+    }
+
+    first = get(persisted_only, params)
+    again = get(persisted_only, params, **{"If-None-Match": first.headers["etag"]})
+    apollo = get(
+        persisted_only,
+        {
+            "variables": params["variables"],
+            "extensions": json.dumps(
+                {"persistedQuery": {"version": 1, "sha256Hash": sha256(NAME)}}
+            ),
+        },
+    )
+
+    assert first.status_code == 200
+    assert first.json()["data"]["proxySession"]["name"] == "order-1234"
+    max_age = int(first.headers["cache-control"].removeprefix("private, max-age="))
+    assert 0 < max_age <= 30
+    assert first.headers["etag"].startswith('"')
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == first.headers["etag"]
+    assert apollo.json() == first.json()
+    assert emulator.calls(*seeded) == 1
+
+
+def test_get_refuses_a_raw_query_and_an_unknown_id(
+    persisted: Gateway, emulator: Emulator, seeded: tuple[str, str]
+) -> None:
+    variables = json.dumps({"vc": seeded[0], "ps": seeded[1]})
+    with no_upstream_call(emulator):
+        raw = get(persisted, {"query": NAME, "variables": variables})
+        unknown = get(persisted, {"documentId": sha256(ADHOC), "variables": variables})
+        bad = get(persisted, {"documentId": sha256(NAME), "variables": "{not json"})
+
+    assert raw.status_code == 405
+    assert raw.headers["allow"] == "POST"
+    assert unknown.status_code == 400
+    assert unknown.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+    assert bad.status_code == 400
+    assert bad.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+def test_an_answer_with_errors_is_not_kept(persisted: Gateway, key: tuple[str, str]) -> None:
+    params = {"documentId": sha256(NAME), "variables": json.dumps({"vc": key[0], "ps": key[1]})}
+
+    reply = get(persisted, params, Accept="application/graphql-response+json")
+
+    assert reply.status_code == 200
+    assert reply.headers["cache-control"] == "no-store"
+    assert "etag" not in reply.headers
+    assert reply.headers["content-type"].startswith("application/graphql-response+json")
+    assert reply.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"

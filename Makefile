@@ -8,7 +8,7 @@ CHECKOV_VENV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run run-fleet test lint bench openapi clean redis-server node-tools
+.PHONY: help install run run-fleet test lint bench openapi clean redis-server node-tools chromium
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ run: $(STAMP) ## start the emulator with sample data and the gateway on 127.0.0.
 run-fleet: $(STAMP) redis-server ## start the emulator, a redis-server and 3 gateways sharing it on 127.0.0.1:8080-8082
 	$(BIN)/python -m scripts.run_fleet
 
-test: lint $(CHECKOV_STAMP) redis-server node-tools ## run lint, then the whole test suite
+test: lint $(CHECKOV_STAMP) redis-server node-tools chromium ## run lint, then the whole test suite
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff and mypy --strict
@@ -50,6 +50,10 @@ openapi: $(STAMP) ## regenerate openapi.json and schema.graphql
 redis-server:
 	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 
+# The browser tests drive Debian's Chromium with Playwright (never `playwright install`).
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
 # The GraphQL-over-HTTP audit suite (npm, pinned by its lockfile): node is on these machines.
 GRAPHQL_HTTP := tests/graphql_http
 node-tools: $(GRAPHQL_HTTP)/node_modules/.installed
@@ -59,4 +63,4 @@ $(GRAPHQL_HTTP)/node_modules/.installed: $(GRAPHQL_HTTP)/package-lock.json
 	touch $@
 
 clean: ## remove the virtualenv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage $(GRAPHQL_HTTP)/node_modules
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage $(GRAPHQL_HTTP)/node_modules test-output

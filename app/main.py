@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import __version__, ops
+from app import __version__, ops, pages
 from app.auth import build_authenticator
 from app.auth.caller import Callers
 from app.domain.types import SessionKey
@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # app/pages.py serves /docs, without a CDN
         redoc_url=None,
         # The gateway exports its own Prometheus metrics; FastAPI's OpenTelemetry hooks
         # would check the environment on every request for nothing.
@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
         build_router(settings, graphql_responses), tags=["graphql"], include_in_schema=False
     )
     app.include_router(ops.router)
+    app.include_router(pages.router)
     handlers.install(app, refine=rest_errors.refine)
     rest_errors.install(app)
     # add_middleware wraps what is there, so the last added runs first. A request meets

@@ -35,7 +35,7 @@ def _top(names: set[str]) -> set[str]:
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("app.__main__", "app.export"),
     ("app.main",),
-    ("app.rest", "app.graphql", "app.ops"),
+    ("app.rest", "app.graphql", "app.ops", "app.pages"),
     ("app.http",),
     ("app.auth",),
     ("app.observability",),

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from cross_web import HTTPException, StarletteRequestAdapter
 from fastapi import Request, Response
+from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
@@ -25,6 +26,7 @@ from app.domain.errors import (
     PersistedQueryNotFound,
     UnsupportedMediaType,
 )
+from app.graphql import ide
 from app.graphql.context import Context
 from app.graphql.errors import http_result, refused_limits
 from app.graphql.media import GRAPHQL_RESPONSE_TYPE, prefers_graphql_response
@@ -111,7 +113,8 @@ class GatewayRouter(GraphQLRouter[Context, None]):
             return response
         accept = request.headers.get("accept", "")
         if self.graphql_ide and request.method in {"GET", "HEAD"} and "text/html" in accept:
-            return await self.render_graphql_ide(request)
+            html, policy = ide.page(self.graphql_ide_html)
+            return HTMLResponse(html, headers={"content-security-policy": policy})
         refusal = MethodNotAllowed(
             "GraphQL is served on POST with Content-Type: application/json.", allow=("POST",)
         )

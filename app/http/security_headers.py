@@ -15,7 +15,8 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
 )
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
-# The GraphiQL and /docs pages load their scripts and styles from a CDN.
+# The developer pages set a Content-Security-Policy of their own, allowing what each loads
+# (app/pages.py, app/graphql/ide.py).
 PAGES = frozenset({"/docs", GRAPHQL_PATH})
 
 
@@ -23,7 +24,8 @@ STRICT = (*HEADERS, API_CSP)
 
 
 def security_headers(scope: Scope) -> tuple[tuple[bytes, bytes], ...]:
-    """The headers every response to this request carries (the strict CSP but on pages).
+    """The headers every response to this request carries (the strict CSP but on pages,
+    which carry their own).
 
     The edge (`app.http.edge`) appends them to every response start.
     """

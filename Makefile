@@ -54,13 +54,14 @@ redis-server:
 chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
-# The GraphQL-over-HTTP audit suite (npm, pinned by its lockfile): node is on these machines.
-GRAPHQL_HTTP := tests/graphql_http
-node-tools: $(GRAPHQL_HTTP)/node_modules/.installed
-$(GRAPHQL_HTTP)/node_modules/.installed: $(GRAPHQL_HTTP)/package-lock.json
+# What the tests run with node (npm, pinned by its lockfile): the GraphQL-over-HTTP audit
+# suite and the frontends' clients. node is on these machines; Debian's otherwise.
+NODE_TESTS := tests/node
+node-tools: $(NODE_TESTS)/node_modules/.installed
+$(NODE_TESTS)/node_modules/.installed: $(NODE_TESTS)/package-lock.json
 	command -v node >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
-	cd $(GRAPHQL_HTTP) && npm ci --no-audit --no-fund --omit=dev
+	cd $(NODE_TESTS) && npm ci --no-audit --no-fund --omit=dev
 	touch $@
 
 clean: ## remove the virtualenv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage $(GRAPHQL_HTTP)/node_modules test-output
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage $(NODE_TESTS)/node_modules test-output

@@ -1,5 +1,5 @@
 """graphql-http's server audits (the GraphQL-over-HTTP specification's own suite, from npm,
-pinned in tests/graphql_http/package-lock.json and installed by `make test`), run by node
+pinned in tests/node/package-lock.json and installed by `make test`), run by node
 against a live gateway with introspection on.
 
 Every MUST and SHOULD audit passes; of the MAY ones, only those the gateway refuses on
@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import GatewayFactory
 from tests.support.servers import ROOT
 
-AUDITS = ROOT / "tests" / "graphql_http"
+AUDITS = ROOT / "tests" / "node"
 REFUSED_ON_PURPOSE = {
     "5A70": "GET with a raw query (form-urlencoded)",
     "D6D5": "GET with a raw query and URL-encoded variables",
@@ -32,7 +32,7 @@ def audits(gateway_factory: GatewayFactory) -> list[dict[str, Any]]:
     node = shutil.which("node")
     assert node is not None, "node is missing: `make test` installs it (nodejs)"
     assert (AUDITS / "node_modules" / "graphql-http").is_dir(), (
-        "graphql-http is not installed: `make test` runs `npm ci` in tests/graphql_http"
+        "graphql-http is not installed: `make test` runs `npm ci` in tests/node"
     )
     gateway = gateway_factory(graphql_introspection=True)
     done = subprocess.run(

@@ -40,6 +40,7 @@ from app.observability.context import trace_facts
 
 JSON = "application/json"
 HTTP_OK = 200
+HTTP_NOT_MODIFIED = 304
 # Every other method gets a GraphQL-shaped 405 (or the IDE page) instead of the REST one.
 NOT_POST = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -270,6 +271,8 @@ def _get_parameters(request: Request) -> dict[str, Any]:
 def _as_graphql_response(response: Response) -> Response:
     """`response` as `application/graphql-response+json`: a result without `data` (the
     document did not parse, validate or take its variables) is a 400 without the entry."""
+    if response.status_code == HTTP_NOT_MODIFIED:  # no body to type
+        return response
     body = orjson.loads(response.body)
     if isinstance(body, dict) and "data" in body and body["data"] is None:
         del body["data"]

@@ -36,9 +36,7 @@ def node(*args: str) -> str:
 def test_apollo_client_merges_one_sessions_fields_without_a_warning(
     gateway: Gateway, emulator: Emulator, seeded: tuple[str, str]
 ) -> None:
-    output = node(
-        "--conditions=development", "apollo.mjs", f"{gateway.url}/graphql", "", *seeded
-    )
+    output = node("--conditions=development", "apollo.mjs", f"{gateway.url}/graphql", "", *seeded)
     result: dict[str, Any] = json.loads(output)
 
     assert result["warnings"] == []

@@ -224,6 +224,11 @@ def test_a_persisted_query_by_get_is_cacheable_like_the_rest_door(
 
     first = get(persisted_only, params)
     again = get(persisted_only, params, **{"If-None-Match": first.headers["etag"]})
+    modern = get(
+        persisted_only,
+        params,
+        **{"If-None-Match": first.headers["etag"], "Accept": "application/graphql-response+json"},
+    )
     apollo = get(
         persisted_only,
         {
@@ -242,6 +247,7 @@ def test_a_persisted_query_by_get_is_cacheable_like_the_rest_door(
     assert again.status_code == 304
     assert again.content == b""
     assert again.headers["etag"] == first.headers["etag"]
+    assert modern.status_code == 304
     assert apollo.json() == first.json()
     assert emulator.calls(*seeded) == 1
 

@@ -113,9 +113,8 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
     app.state.gateway = state
     app.include_router(rest_router)
     graphql_responses = ResponseCache()
-    app.include_router(
-        build_router(settings, graphql_responses), tags=["graphql"], include_in_schema=False
-    )
+    graphql_router = build_router(settings, graphql_responses)
+    app.include_router(graphql_router, tags=["graphql"], include_in_schema=False)
     app.include_router(ops.router)
     app.include_router(pages.router)
     handlers.install(app, refine=rest_errors.refine)
@@ -123,7 +122,9 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
     # add_middleware wraps what is there, so the last added runs first. A request meets
     # the edge (ids, limits, CORS, auth, metrics, access log), the doors' fast paths, FastAPI.
     # REST hits are most of the traffic: their fast path comes first.
-    app.add_middleware(GraphQLFastPath, state=state, cache=graphql_responses)
+    app.add_middleware(
+        GraphQLFastPath, state=state, cache=graphql_responses, manifest=graphql_router.manifest
+    )
     app.add_middleware(RestFastPath, state=state)
     app.add_middleware(
         Edge,

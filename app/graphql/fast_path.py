@@ -13,6 +13,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.graphql.media import GRAPHQL_RESPONSE_TYPE, prefers_graphql_response
+from app.graphql.persisted import Manifest
 from app.graphql.response_cache import ResponseCache, cache_key
 from app.graphql.transport import is_json
 from app.http.asgi import GRAPHQL_PATH, RouteTemplate
@@ -31,10 +32,13 @@ KEYS_BYTES = 4 * 1024 * 1024
 class GraphQLFastPath:
     """Answers a POSTed query whose response is cached and still coherent."""
 
-    def __init__(self, app: ASGIApp, state: AppState, cache: ResponseCache) -> None:
+    def __init__(
+        self, app: ASGIApp, state: AppState, cache: ResponseCache, manifest: Manifest
+    ) -> None:
         self.app = app
         self.state = state
         self.cache = cache
+        self.manifest = manifest
         # Request bodies seen, to their response-cache key: a repeat is not parsed again. A
         # plain dict, emptied when full: a lookup is one C call, and a body parsed again
         # after a clear costs what a miss costs anyway.
@@ -64,7 +68,7 @@ class GraphQLFastPath:
         key = self._keys.get(body)
         if key is None:
             try:
-                key = cache_key(orjson.loads(body))
+                key = cache_key(orjson.loads(body), self.manifest.text_of)
             except orjson.JSONDecodeError:
                 key = None
             if key is not None:

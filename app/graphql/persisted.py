@@ -151,6 +151,13 @@ class Manifest:
                     "Only trusted documents run here: send a documentId from the manifest."
                 )
 
+    def text_of(self, document_id: object) -> str | None:
+        """The text of the trusted document with this id (with or without `sha256:`)."""
+        if not isinstance(document_id, str):
+            return None
+        document = self.by_id.get(_id(document_id))
+        return None if document is None else document.text
+
     def label(self, query: str | None) -> str:
         """The `document` metrics label for a query text (bounded by the manifest)."""
         if query is None:

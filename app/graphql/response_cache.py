@@ -7,8 +7,9 @@ says why that is safe and what it costs.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from cachetools import LRUCache
@@ -38,11 +39,21 @@ def _size(entry: CachedResponse) -> int:
     return len(entry.body) + 200 * len(entry.sources) + 200
 
 
-def cache_key(request: object) -> Hashable | None:
-    """The key of a parsed GraphQL request body, or None when it is not a plain request."""
+def cache_key(
+    request: object, trusted: Callable[[object], str | None] | None = None
+) -> Hashable | None:
+    """The key of a parsed GraphQL request body, or None when it is not a plain request.
+
+    With `trusted` (the manifest's `text_of`), a request naming a trusted document by id,
+    without a query, is keyed by that document's text."""
     if not isinstance(request, dict):
         return None
     query = request.get("query")
+    document_id = _document_id(request)
+    if document_id is not None:  # by id: the full path checks a query sent along
+        if query is not None or trusted is None:
+            return None
+        query = trusted(document_id)
     variables = request.get("variables")
     operation = request.get("operationName")
     if not isinstance(query, str) or not isinstance(operation, str | None):
@@ -57,6 +68,15 @@ def cache_key(request: object) -> Hashable | None:
     except TypeError:
         return None
     return (query, canonical, operation)
+
+
+def _document_id(request: dict[str, Any]) -> object:
+    """The trusted document id a request names (`documentId`, or Apollo's hash), if any."""
+    if "documentId" in request:
+        return request["documentId"]
+    extensions = request.get("extensions")
+    persisted = extensions.get("persistedQuery") if isinstance(extensions, dict) else None
+    return persisted.get("sha256Hash") if isinstance(persisted, dict) else None
 
 
 class ResponseCache:

@@ -221,7 +221,7 @@ class GatewayRouter(GraphQLRouter[Context, None]):
         context = getattr(request.state, "graphql_context", None)
         if not isinstance(context, Context) or not context.cacheable or self.response_cache is None:
             return
-        key = cache_key(orjson.loads(await request.body()))
+        key = cache_key(orjson.loads(await request.body()), self.manifest.text_of)
         if key is not None:
             sources = tuple(context.sources.items())
             facts = trace_facts()

@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from app.graphql.fast_path import KEYS_BYTES, GraphQLFastPath
+from app.graphql.persisted import Manifest
 from app.graphql.response_cache import ResponseCache
 from app.http.state import AppState
 from app.observability.metrics import Metrics
@@ -82,7 +83,9 @@ def test_strawberry_answers_as_the_fast_path_does(
 
 
 def test_the_body_memo_stays_within_its_bound() -> None:
-    fast_path = GraphQLFastPath(_no_app, AppState(Settings(), Metrics()), ResponseCache())
+    fast_path = GraphQLFastPath(
+        _no_app, AppState(Settings(), Metrics()), ResponseCache(), Manifest.empty()
+    )
     body = b"x" * (KEYS_BYTES // 10)
 
     for n in range(25):

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from app.graphql.response_cache import cache_key
 from tests.conftest import GatewayFactory
 from tests.graphql.refusals import no_upstream_call
 from tests.support.servers import Emulator, Gateway, start_gateway
@@ -101,6 +102,39 @@ def test_a_document_is_run_by_its_id_in_every_form(
     assert {reply.status_code for reply in answers} == {200}
     names = [reply.json()["data"]["proxySession"]["name"] for reply in answers]
     assert names == ["order-1234"] * 4
+
+
+def test_a_repeated_request_by_id_is_answered_from_the_response_cache(
+    persisted_only: Gateway, seeded: tuple[str, str]
+) -> None:
+    body = {"documentId": sha256(NAME), "variables": {"vc": seeded[0], "ps": seeded[1]}}
+    requests = ["by-id-1", "by-id-2"]
+
+    answers = [
+        persisted_only.client.post("/graphql", json=body, headers={"X-Request-ID": request_id})
+        for request_id in requests
+    ]
+
+    assert answers[0].content == answers[1].content
+    records = persisted_only.wait_for_records(lambda r: r.get("request_id") in requests, 2)
+    assert [r["cache"] for r in records] == ["miss", "hit"]
+
+
+def test_the_response_cache_keys_a_document_by_its_id_and_never_mixes_id_and_text() -> None:
+    texts = {sha256(NAME): NAME}
+
+    def text_of(document_id: object) -> str | None:
+        return texts.get(str(document_id).removeprefix("sha256:"))
+
+    by_id = cache_key({"documentId": f"sha256:{sha256(NAME)}"}, text_of)
+    apollo = cache_key(
+        {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": sha256(NAME)}}}, text_of
+    )
+
+    assert by_id == apollo == cache_key({"query": NAME})
+    assert cache_key({"documentId": sha256(ADHOC)}, text_of) is None  # not in the manifest
+    assert cache_key({"query": NAME, "documentId": sha256(NAME)}, text_of) is None
+    assert cache_key({"documentId": sha256(NAME)}) is None  # no manifest, no key
 
 
 def test_an_unknown_id_is_refused_in_either_mode(

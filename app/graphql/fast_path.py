@@ -52,7 +52,7 @@ class GraphQLFastPath:
             or scope["path"] != GRAPHQL_PATH
             or scope["method"] != "POST"
             or service is None
-            or not _plain_json_request(scope)
+            or (accept := _plain_json_request(scope)) is None
         ):
             await self.app(scope, receive, send)
             return
@@ -80,7 +80,7 @@ class GraphQLFastPath:
             if (facts := trace_facts()) is not None:
                 facts.operation_type, facts.operation_name = "query", cached.operation_name
             answer = cached.body
-            media = _GRAPHQL_RESPONSE if _prefers_graphql_response(scope) else _JSON
+            media = _GRAPHQL_RESPONSE if prefers_graphql_response(accept) else _JSON
             headers = [media, (b"content-length", b"%d" % len(answer))]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": answer})
@@ -103,30 +103,27 @@ def _body_and_key_size(body: bytes, key: Hashable) -> int:
     return len(body) + sum(len(part) for part in parts if isinstance(part, str | bytes)) + 200
 
 
-def _prefers_graphql_response(scope: Scope) -> bool:
-    """Whether the first `Accept` header prefers `application/graphql-response+json`."""
-    for name, value in scope["headers"]:
-        if name == b"accept":
-            return prefers_graphql_response(value)
-    return False
-
-
-def _plain_json_request(scope: Scope) -> bool:
-    """A JSON body by the transport's own check, and no revalidation asked for.
+def _plain_json_request(scope: Scope) -> bytes | None:
+    """The request's `Accept` (b"" when none) if it has a JSON body by the transport's own
+    check and asks for no revalidation; None otherwise. One pass over the headers.
 
     Each header's first value counts, as `request.headers.get` reads it on the full path.
     """
     content_type: bytes | None = None
+    accept: bytes | None = None
     cache_control = pragma = None
     for name, value in scope["headers"]:
         if name == b"content-type":
             if content_type is None:
                 content_type = value
+        elif name == b"accept":
+            if accept is None:
+                accept = value
         elif name == b"cache-control":
             if cache_control is None:
                 cache_control = value.decode("latin-1")
         elif name == b"pragma" and pragma is None:
             pragma = value.decode("latin-1")
-    if not is_json(content_type):
-        return False
-    return not wants_revalidation(cache_control, pragma)
+    if not is_json(content_type) or wants_revalidation(cache_control, pragma):
+        return None
+    return accept or b""

@@ -85,6 +85,16 @@ def _entries(manifest: Any) -> list[tuple[str, str, str | None]]:
     raise ManifestError("expected a JSON object of document ids to document texts")
 
 
+def named_document(request: dict[str, Any]) -> object:
+    """The trusted document id a request names: `documentId`, else Apollo's
+    `extensions.persistedQuery.sha256Hash`; None when it names none."""
+    if request.get("documentId") is not None:
+        return request["documentId"]
+    extensions = request.get("extensions")
+    persisted = extensions.get("persistedQuery") if isinstance(extensions, dict) else None
+    return persisted.get("sha256Hash") if isinstance(persisted, dict) else None
+
+
 class Manifest:
     """The trusted documents by id and by text; `persisted_only` refuses any other text."""
 
@@ -128,12 +138,7 @@ class Manifest:
     def resolve(self, body: dict[str, Any]) -> None:
         """Put the trusted document a request names into its `query`, in place; refuse an
         unknown id, and (persisted only) a text the manifest does not hold."""
-        document_id = body.get("documentId")
-        if document_id is None:
-            extensions = body.get("extensions")
-            persisted = extensions.get("persistedQuery") if isinstance(extensions, dict) else None
-            if isinstance(persisted, dict):
-                document_id = persisted.get("sha256Hash")
+        document_id = named_document(body)
         if document_id is not None:
             document = self.by_id.get(_id(document_id)) if isinstance(document_id, str) else None
             if document is None:

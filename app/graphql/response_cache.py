@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from cachetools import LRUCache
 
 from app.domain.model import SessionRecord
 from app.domain.types import SessionKey
+from app.graphql.persisted import named_document
 from app.service.sessions import ProxySessionService
 
 MAX_BYTES = 16 * 1024 * 1024
@@ -49,7 +49,7 @@ def cache_key(
     if not isinstance(request, dict):
         return None
     query = request.get("query")
-    document_id = _document_id(request)
+    document_id = named_document(request)
     if document_id is not None:  # by id: the full path checks a query sent along
         if query is not None or trusted is None:
             return None
@@ -68,15 +68,6 @@ def cache_key(
     except TypeError:
         return None
     return (query, canonical, operation)
-
-
-def _document_id(request: dict[str, Any]) -> object:
-    """The trusted document id a request names (`documentId`, or Apollo's hash), if any."""
-    if "documentId" in request:
-        return request["documentId"]
-    extensions = request.get("extensions")
-    persisted = extensions.get("persistedQuery") if isinstance(extensions, dict) else None
-    return persisted.get("sha256Hash") if isinstance(persisted, dict) else None
 
 
 class ResponseCache:

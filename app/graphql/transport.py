@@ -30,7 +30,7 @@ from app.graphql import ide
 from app.graphql.context import Context
 from app.graphql.errors import http_result, refused_limits
 from app.graphql.media import GRAPHQL_RESPONSE_TYPE, prefers_graphql_response
-from app.graphql.persisted import Manifest
+from app.graphql.persisted import Manifest, named_document
 from app.graphql.response_cache import ResponseCache, cache_key
 from app.http.asgi import GRAPHQL_PATH as PATH
 from app.http.cache_status import etag_matches, private_max_age
@@ -261,9 +261,7 @@ def _get_parameters(request: Request) -> dict[str, Any]:
                 raise BadRequest(f"The {name} parameter must be JSON.") from None
     if not isinstance(body.get("variables", {}), dict):
         raise BadRequest("The variables parameter must be a JSON object.")
-    extensions = body.get("extensions")
-    persisted = extensions.get("persistedQuery") if isinstance(extensions, dict) else None
-    if "documentId" not in body and not isinstance(persisted, dict):
+    if named_document(body) is None:
         raise PersistedQueryNotFound("A GET names a trusted document by its id.")
     return body
 

@@ -35,4 +35,5 @@ def security_headers(scope: Scope) -> tuple[tuple[bytes, bytes], ...]:
 
 
 CORS_ALLOW_HEADERS = ("authorization", "content-type", "x-request-id", "cache-control")
-"""Request headers a browser may send to `/graphql` cross-origin (POST only)."""
+"""Request headers a browser may send to `/graphql` cross-origin (POST, and GET for
+trusted documents)."""

@@ -104,7 +104,7 @@ def test_a_document_is_run_by_its_id_in_every_form(
     assert names == ["order-1234"] * 4
 
 
-def test_a_repeated_request_by_id_is_answered_from_the_response_cache(
+def test_a_repeated_request_by_id_is_a_hit_with_the_same_bytes(
     persisted_only: Gateway, seeded: tuple[str, str]
 ) -> None:
     body = {"documentId": sha256(NAME), "variables": {"vc": seeded[0], "ps": seeded[1]}}

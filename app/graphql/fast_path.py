@@ -20,11 +20,14 @@ from app.http.asgi import GRAPHQL_PATH, RouteTemplate
 from app.http.limits import replaying
 from app.http.revalidation import wants_revalidation
 from app.http.state import AppState
+from app.http.whole_reply import encode_headers, write_now
 from app.observability.context import trace_facts
 
 ROUTE = RouteTemplate(GRAPHQL_PATH)
 _JSON = (b"content-type", b"application/json")
 _GRAPHQL_RESPONSE = (b"content-type", GRAPHQL_RESPONSE_TYPE)
+_JSON_HEAD = encode_headers((_JSON,))
+_GRAPHQL_RESPONSE_HEAD = encode_headers((_GRAPHQL_RESPONSE,))
 KEYS_BYTES = 4 * 1024 * 1024
 """Bound on the request bodies remembered with their keys (bytes of body)."""
 
@@ -80,8 +83,13 @@ class GraphQLFastPath:
             if (facts := trace_facts()) is not None:
                 facts.operation_type, facts.operation_name = "query", cached.operation_name
             answer = cached.body
-            media = _GRAPHQL_RESPONSE if prefers_graphql_response(accept) else _JSON
-            headers = [media, (b"content-length", b"%d" % len(answer))]
+            graphql_response = prefers_graphql_response(accept)
+            length = b"%d" % len(answer)
+            head = _GRAPHQL_RESPONSE_HEAD if graphql_response else _JSON_HEAD
+            if write_now(scope, 200, b"%scontent-length: %s\r\n" % (head, length), answer):
+                return
+            media = _GRAPHQL_RESPONSE if graphql_response else _JSON
+            headers = [media, (b"content-length", length)]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": answer})
             return

@@ -44,8 +44,9 @@ from app.http.limits import (
     replaying,
 )
 from app.http.protocol import BODY_COMPLETE, HEAD_TOO_LARGE
-from app.http.security_headers import CORS_ALLOW_HEADERS, security_headers
+from app.http.security_headers import CORS_ALLOW_HEADERS, security_head, security_headers
 from app.http.spans import ServerSpan
+from app.http.whole_reply import WRITE_REPLY, WriteReply
 from app.observability.context import RequestContext, current, request_id_from
 from app.observability.logs import AccessLog
 from app.observability.metrics import Metrics
@@ -56,6 +57,37 @@ access_log = logging.getLogger("app.access")
 # Close the connection after refusing a request with a body: the unread rest of it must
 # not be taken for the next request.
 _CLOSE = ((b"connection", b"close"),)
+
+
+class _Answer:
+    """One request's answer as the edge sees it: its status once started, and the edge's
+    headers (request id, security headers) added however it is sent, as ASGI messages or
+    as a whole reply (`app.http.whole_reply`)."""
+
+    __slots__ = ("extra_head", "extra_headers", "send", "started", "status", "write")
+
+    def __init__(self, send: Send, rid: bytes, scope: Scope) -> None:
+        self.send = send
+        self.status = 500  # what the metrics and the access line say if nothing is sent
+        self.started = False
+        self.extra_headers = ((b"x-request-id", rid), *security_headers(scope))
+        self.write: WriteReply | None = scope.get(WRITE_REPLY)
+        self.extra_head = b"x-request-id: %s\r\n%s" % (rid, security_head(scope))
+        if self.write is not None:  # the doors write through the edge's writer
+            scope[WRITE_REPLY] = self.write_with_id
+
+    async def send_with_id(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status, self.started = message["status"], True
+            message["headers"] = [*message.get("headers", ()), *self.extra_headers]
+        await self.send(message)
+
+    def write_with_id(self, status: int, head: bytes, body: bytes) -> bool:
+        assert self.write is not None  # offered only with the protocol's writer
+        if not self.write(status, head + self.extra_head, body):
+            return False
+        self.status, self.started = status, True
+        return True
 
 
 class Edge:
@@ -117,34 +149,27 @@ class Edge:
         span = None if self.tracing is None else ServerSpan(self.tracing, scope)
         ctx = RequestContext(rid, None if span is None else span.facts)
         token = current.set(ctx)
-        extra_headers = ((b"x-request-id", rid.encode()), *security_headers(scope))
-        status, status_sent = 500, False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, status_sent
-            if message["type"] == "http.response.start":
-                status, status_sent = message["status"], True
-                message["headers"] = [*message.get("headers", ()), *extra_headers]
-            await send(message)
-
+        answer = _Answer(send, rid.encode(), scope)
         metrics = self.metrics
         metrics.requests_in_flight += 1
         try:
             if self._plain(scope, authorization, length, chunked):
                 self.inflight += 1
                 try:
-                    await self.app(scope, receive, send_with_id)
+                    await self.app(scope, receive, answer.send_with_id)
                 finally:
                     self.inflight -= 1
             else:
-                await self._serve(scope, receive, send_with_id, authorization, length, chunked)
+                await self._serve(
+                    scope, receive, answer.send_with_id, authorization, length, chunked
+                )
         except asyncio.CancelledError:
-            await self._cancelled(scope, send_with_id, status_sent)
+            await self._cancelled(scope, answer.send_with_id, answer.started)
         except Exception:
-            await self._failed(scope, send_with_id, status_sent)
+            await self._failed(scope, answer.send_with_id, answer.started)
         finally:
             metrics.requests_in_flight -= 1
-            self._record(scope, status, time.perf_counter() - started, rid, ctx, span)
+            self._record(scope, answer.status, time.perf_counter() - started, rid, ctx, span)
             current.reset(token)
 
     async def _cancelled(self, scope: Scope, send: Send, status_sent: bool) -> None:

@@ -14,7 +14,8 @@ whole. So this subclass, the only protocol-level seam of the gateway:
   timeout (5 s) of the connection opening or the head starting.
 
 It also marks a request whose body has arrived whole (`BODY_COMPLETE`), so that the edge
-need not time the reading of a body that is already there.
+need not time the reading of a body that is already there, and gives each request a
+writer for whole replies (`app.http.whole_reply`), which cache hits are sent with.
 
 Per request it costs an addition per read and a comparison once the head is parsed: the
 exact size is summed only when the reads that carried the head exceed the limit.
@@ -27,7 +28,10 @@ import urllib.parse
 from typing import Any
 
 import httptools
+from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from app.http.whole_reply import WRITE_REPLY, cycle_writer
 
 HEAD_TOO_LARGE = "gateway.head_too_large"
 """The scope key marking a request whose head was over the limit (the edge answers 431)."""
@@ -112,6 +116,11 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if self.cycle is not None:  # most often before the app has even started
             self.cycle.scope[BODY_COMPLETE] = True  # type: ignore[literal-required]
         super().on_message_complete()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        """uvicorn's, with the cycle's whole-reply writer in the scope."""
+        cycle.scope[WRITE_REPLY] = cycle_writer(cycle)  # type: ignore[literal-required]
+        super()._start_asgi_task(cycle, app)
 
     def _exact_head_bytes(self) -> int:
         """The size of the head just parsed: request line and headers."""

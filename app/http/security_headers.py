@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.types import Scope
 
 from app.http.asgi import GRAPHQL_PATH
+from app.http.whole_reply import encode_headers
 
 # An API answers JSON: nothing in it may be sniffed, framed, or load anything.
 HEADERS: tuple[tuple[bytes, bytes], ...] = (
@@ -32,6 +33,15 @@ def security_headers(scope: Scope) -> tuple[tuple[bytes, bytes], ...]:
     if scope["method"] == "GET" and scope["path"] in PAGES:
         return HEADERS
     return STRICT
+
+
+_HEADERS_HEAD = encode_headers(HEADERS)
+_STRICT_HEAD = encode_headers(STRICT)
+
+
+def security_head(scope: Scope) -> bytes:
+    """`security_headers(scope)` encoded, for a whole reply (`app.http.whole_reply`)."""
+    return _HEADERS_HEAD if security_headers(scope) is HEADERS else _STRICT_HEAD
 
 
 CORS_ALLOW_HEADERS = ("authorization", "content-type", "x-request-id", "cache-control")

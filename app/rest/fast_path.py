@@ -17,6 +17,7 @@ from app.domain.model import validate_key
 from app.http.asgi import RouteTemplate, template_pattern
 from app.http.errors import send_error
 from app.http.state import AppState
+from app.http.whole_reply import write_now
 from app.rest.reply import SESSION_PATH, Conditions, fresh_reply, session_reply
 
 _SESSION = template_pattern(SESSION_PATH)
@@ -52,11 +53,13 @@ class RestFastPath:
                         except GatewayError as error:
                             await send_error(send, scope["path"], error)
                             return
+                    if write_now(scope, reply.status, reply.head, reply.body):
+                        return
                     await send(
                         {
                             "type": "http.response.start",
                             "status": reply.status,
-                            "headers": reply.headers,
+                            "headers": list(reply.headers),
                         }
                     )
                     await send({"type": "http.response.body", "body": reply.body})

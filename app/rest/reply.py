@@ -13,19 +13,24 @@ from app.domain.outcome import CacheOutcome
 from app.domain.types import SessionKey
 from app.http.cache_status import cache_status, etag_matches, private_max_age
 from app.http.revalidation import wants_revalidation
+from app.http.whole_reply import encode_headers
 from app.service import Lookup, ProxySessionService
 
 SESSION_PATH = "/v1/voice-connectors/{voiceConnectorId}/proxy-sessions/{proxySessionId}"
 
 _JSON = (b"content-type", b"application/json")
 
+RawHeaders = tuple[tuple[bytes, bytes], ...]
+
 
 class SessionReply(NamedTuple):
-    """A finished answer: status, raw headers (length and type included) and body."""
+    """A finished answer: status, raw headers (length and type included), body, and the
+    headers encoded for a whole reply (`app.http.whole_reply`)."""
 
     status: int
-    headers: list[tuple[bytes, bytes]]
+    headers: RawHeaders
     body: bytes
+    head: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +93,13 @@ def _revalidates(conditions: Conditions) -> bool:
 def _reply(lookup: Lookup, conditions: Conditions) -> SessionReply:
     record = lookup.record
     if conditions.if_none_match is not None and etag_matches(conditions.if_none_match, record.etag):
-        return SessionReply(304, list(_validators(lookup)), b"")
-    return SessionReply(200, list(_full_headers(lookup)), record.body)
+        validators = _validators(lookup)
+        return SessionReply(304, validators, b"", encode_headers(validators))
+    headers, head = _full_headers(lookup)
+    return SessionReply(200, headers, record.body, head)
 
 
-RawHeaders = tuple[tuple[bytes, bytes], ...]
-_headers_made: dict[tuple[str, int, CacheOutcome], RawHeaders] = {}
+_headers_made: dict[tuple[str, int, CacheOutcome], tuple[RawHeaders, bytes]] = {}
 MEMOIZED_HEADERS = 4096
 """Header sets kept: one per body (ETag), ttl and outcome, so a hit formats nothing."""
 
@@ -107,22 +113,24 @@ def _validators(lookup: Lookup) -> RawHeaders:
     )
 
 
-def _full_headers(lookup: Lookup) -> RawHeaders:
-    """A 200's headers, made once per body, ttl and outcome (a hit's repeat for a second)."""
+def _full_headers(lookup: Lookup) -> tuple[RawHeaders, bytes]:
+    """A 200's headers, raw and encoded, made once per body, ttl and outcome (a hit's
+    repeat for a second)."""
     outcome = lookup.outcome
     # A stale answer (its error is no key) or one through the shared layer: rarer than hits.
     if not isinstance(outcome, CacheOutcome) or outcome.fault is not None:
         return _with_body(lookup)
     memo = (lookup.record.etag, lookup.ttl, outcome)
-    headers = _headers_made.get(memo)
-    if headers is None:
-        headers = _with_body(lookup)
+    made = _headers_made.get(memo)
+    if made is None:
+        made = _with_body(lookup)
         if len(_headers_made) >= MEMOIZED_HEADERS:
             _headers_made.clear()
-        _headers_made[memo] = headers
-    return headers
+        _headers_made[memo] = made
+    return made
 
 
-def _with_body(lookup: Lookup) -> RawHeaders:
+def _with_body(lookup: Lookup) -> tuple[RawHeaders, bytes]:
     length = (b"content-length", b"%d" % len(lookup.record.body))
-    return (*_validators(lookup), length, _JSON)
+    headers = (*_validators(lookup), length, _JSON)
+    return headers, encode_headers(headers)

@@ -207,17 +207,35 @@ def measured_size(value: object) -> int:
     record (its body, ETag and session, every member of it), a NotFound, or a key.
 
     Shared objects (None, small ints, interned strings) are counted each time they appear:
-    the measure errs on the large side.
+    the measure errs on the large side. One walk with a stack (every cache fill pays it).
     """
-    size = sys.getsizeof(value)
-    if value is None or isinstance(value, str | bytes | int | float | datetime | bool):
-        return size
-    if isinstance(value, tuple | list):
-        return size + sum(measured_size(item) for item in value)
-    if isinstance(value, NotFound):
-        return size + measured_size(value.detail) + measured_size(value.upstream_code)
-    slots = getattr(type(value), "__slots__", ())
-    return size + sum(measured_size(getattr(value, name)) for name in slots)
+    getsizeof = sys.getsizeof
+    size = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        size += getsizeof(item)
+        kind = type(item)
+        if kind in _LEAVES:
+            continue
+        if isinstance(item, tuple | list):
+            stack.extend(item)
+        elif isinstance(item, _LEAF_CLASSES):  # a str enum, a datetime subclass
+            continue
+        elif isinstance(item, NotFound):
+            stack += (item.detail, item.upstream_code)
+        else:
+            names = _SLOTS.get(kind)
+            if names is None:
+                names = _SLOTS[kind] = tuple(getattr(kind, "__slots__", ()))
+            stack.extend([getattr(item, name) for name in names])
+    return size
+
+
+_LEAF_CLASSES = (str, bytes, int, float, datetime)  # bool is an int
+_LEAVES = frozenset({*_LEAF_CLASSES, bool, type(None)})
+_SLOTS: dict[type, tuple[str, ...]] = {}
+"""The attribute names a slotted class's instances hold (none for another class)."""
 
 
 def _etag(body: bytes) -> str:

@@ -13,6 +13,10 @@ whole. So this subclass, the only protocol-level seam of the gateway:
 - closes a connection whose request head has not arrived whole within uvicorn's keep-alive
   timeout (5 s) of the connection opening or the head starting.
 
+Idle connections are closed after the keep-alive timeout as uvicorn closes them, with one
+timer per connection re-armed only when it fires, instead of a timer made and cancelled
+for every response.
+
 It also marks a request whose body has arrived whole (`BODY_COMPLETE`), so that the edge
 need not time the reading of a body that is already there, and gives each request a
 writer for whole replies (`app.http.whole_reply`), which cache hits are sent with.
@@ -59,6 +63,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # bytes read since, an upper bound of the head's size
         self._refused = False
         self._head_timer: asyncio.TimerHandle | None = None
+        self._idle_since: float | None = None  # loop time the connection went idle
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -66,7 +71,43 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
         super().connection_lost(exc)
+
+    def _unset_keepalive_if_required(self) -> None:
+        """The connection is busy: the keep-alive timer, when it fires, finds it so."""
+        self._idle_since = None
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, with the keep-alive timer armed only when none is (see `_keep_alive`)."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._idle_since = None
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self._keep_alive
+            )
+
+    def _keep_alive(self) -> None:
+        """Close the connection if it has been idle for the keep-alive timeout; if it went
+        idle later, wait for the rest of it; if it is busy, its next response re-arms."""
+        self.timeout_keep_alive_task = None
+        if self._idle_since is None:
+            return
+        left = self._idle_since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(left, self._keep_alive)
+        else:
+            self.timeout_keep_alive_handler()
 
     def data_received(self, data: bytes) -> None:
         """uvicorn's, with the bytes of a head counted, and nothing parsed once refused."""

@@ -121,3 +121,30 @@ def test_connections_that_never_send_a_whole_head_are_closed(gateway: Gateway) -
     assert 4 < results["silent"] < 7
     assert results["partial"] is not None
     assert 4 < results["partial"] < 7
+
+
+def test_idle_connections_are_closed_after_the_keep_alive_timeout_busy_ones_kept(
+    gateway: Gateway,
+) -> None:
+    # uvicorn's keep-alive timeout (5 s), timed from each connection's last response.
+    probe = b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n"
+    with connect(gateway) as idle, connect(gateway) as busy:
+        idle.sendall(probe)
+        assert read_response(idle)[0] == 200
+        result: dict[str, float | None] = {}
+        watcher = threading.Thread(
+            target=lambda: result.__setitem__("idle", closed_within(idle, 9))
+        )
+        watcher.start()
+        statuses = []
+        for _ in range(4):  # a request every 2 s: 8 s in all, longer than the timeout
+            busy.sendall(probe)
+            statuses.append(read_response(busy)[0])
+            time.sleep(2)
+        busy.sendall(probe)
+        statuses.append(read_response(busy)[0])
+        watcher.join()
+
+    assert statuses == [200] * 5
+    assert result["idle"] is not None
+    assert 4 < result["idle"] < 7

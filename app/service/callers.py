@@ -35,6 +35,11 @@ class CallerRates:
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
 
+    def set_rate(self, rate: float) -> None:
+        """Count at `rate` from now on, with its own burst (one second's worth)."""
+        self.rate = rate
+        self.burst = max(rate, 1.0)
+
     async def spend(self, caller: str) -> bool:
         """Spend one call of `caller`'s budget; False when there is none left."""
         return self.take(caller)

@@ -41,6 +41,9 @@ class LocalRates(Protocol):
 
     rate: float
 
+    def set_rate(self, rate: float) -> None:
+        """Count at `rate` from now on, with its own burst (one second's worth)."""
+
     def take(self, caller: str) -> bool:
         """Spend one call of `caller`'s budget; False when there is none left."""
 
@@ -76,6 +79,8 @@ class FleetCallerRates:
                 lambda: self._spend_script(keys=[key], args=[self._rate, self._burst]),
             )
         except SharedDown:
-            self._local.rate = self._replicas.share(self._rate)
+            share = self._replicas.share(self._rate)
+            if share != self._local.rate:  # its burst shrinks with it
+                self._local.set_rate(share)
             return self._local.take(caller)
         return bool(int(spent))

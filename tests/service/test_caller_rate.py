@@ -77,6 +77,18 @@ def test_the_bucket_holds_one_seconds_worth_and_refills() -> None:
     assert [rates.take("a") for _ in range(4)] == [True, True, True, False]
 
 
+def test_a_new_rate_brings_its_own_burst() -> None:
+    # A replica cut off from the shared layer counts a share of the fleet's rate: its burst
+    # is a second of that share, not of the fleet's rate.
+    clock = Clock()
+    rates = CallerRates(4, clock)
+    rates.set_rate(2)
+
+    assert [rates.take("a") for _ in range(3)] == [True, True, False]
+    clock.now += 10
+    assert [rates.take("a") for _ in range(3)] == [True, True, False]
+
+
 @pytest.mark.parametrize("rate", [0])
 def test_zero_turns_the_rate_off(
     gateway_factory: GatewayFactory, emulator: Emulator, rate: int

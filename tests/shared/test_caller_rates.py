@@ -4,11 +4,20 @@ on its own and no request fails for it."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+from redis.asyncio import Redis
+
+from app.observability.metrics import Metrics
+from app.service.callers import CallerRates
+from app.shared.callers import FleetCallerRates
+from app.shared.guard import Guard
+from app.shared.replicas import Replicas
 from harness.redis import RedisServer
 from tests.shared.conftest import FleetFactory
 from tests.shared.test_failures import new_key, settings, started
+from tests.support.clock import Clock
 from tests.support.servers import Emulator, free_port
 
 RATE = 0.2
@@ -53,3 +62,20 @@ def test_without_the_shared_layer_each_replica_counts_its_callers_itself(
         assert statuses == [200, 429, 429]
         assert [emulator.calls(*key) for key in keys] == [1, 0, 0]
         assert gateway.metric("gateway_shared_cache_up") == 0
+
+
+def test_cut_off_a_replica_counts_its_share_with_a_burst_of_that_share() -> None:
+    # Nothing listens on the port: every shared-layer call fails, as when Redis is down.
+    async def spent() -> list[bool]:
+        redis = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.2)
+        guard = Guard(0.5, Metrics(fleet=True))
+        replicas = Replicas(redis, "t-", "me", guard)
+        replicas.seen = 2  # the fleet had two replicas when the layer went
+        rates = FleetCallerRates(redis, "t-", replicas, guard, CallerRates(4, Clock()))
+        try:
+            return [await rates.spend("caller") for _ in range(3)]
+        finally:
+            await redis.aclose()
+
+    # A fleet rate of 4 a second: this replica counts 2 a second, a burst of 2, not 4.
+    assert asyncio.run(spent()) == [True, True, False]

@@ -34,8 +34,6 @@ _NO_STORE = (b"cache-control", b"no-store")
 def error_headers(error: GatewayError) -> RawHeaders:
     """The headers that go with `error`, whatever its shape: the only place that knows them."""
     headers = [_NO_STORE]
-    if (facts := trace_facts()) is not None:  # a traced request: its span names the code
-        facts.error_code = error.code
     if error.retry_after is not None:
         headers.append((b"retry-after", b"%d" % error.retry_after))
     if isinstance(error, Unauthenticated):
@@ -72,14 +70,22 @@ def graphql_extensions(error: GatewayError) -> dict[str, Any]:
     return extensions
 
 
+def _note_on_span(error: GatewayError) -> None:
+    """A traced request's span names the code of the error it is answered with."""
+    if (facts := trace_facts()) is not None:
+        facts.error_code = error.code
+
+
 def problem_reply(error: GatewayError) -> Reply:
     """`error` as an RFC 9457 problem."""
+    _note_on_span(error)
     body = orjson.dumps(problem(error, current_request_id()))
     return _framed([_PROBLEM_TYPE, *error_headers(error)], body)
 
 
 def graphql_reply(error: GatewayError) -> Reply:
     """`error` as a GraphQL response refused before execution: no data, one error."""
+    _note_on_span(error)
     body = orjson.dumps(
         {
             "data": None,

@@ -44,7 +44,7 @@ from app.http.limits import (
     replaying,
 )
 from app.http.protocol import BODY_COMPLETE, HEAD_TOO_LARGE
-from app.http.security_headers import CORS_ALLOW_HEADERS, security_head, security_headers
+from app.http.security_headers import CORS_ALLOW_HEADERS, encoded, security_headers
 from app.http.spans import ServerSpan
 from app.http.whole_reply import WRITE_REPLY, WriteReply
 from app.observability.context import RequestContext, current, request_id_from
@@ -64,27 +64,29 @@ class _Answer:
     headers (request id, security headers) added however it is sent, as ASGI messages or
     as a whole reply (`app.http.whole_reply`)."""
 
-    __slots__ = ("extra_head", "extra_headers", "send", "started", "status", "write")
+    __slots__ = ("rid", "security", "send", "started", "status", "write")
 
     def __init__(self, send: Send, rid: bytes, scope: Scope) -> None:
         self.send = send
         self.status = 500  # what the metrics and the access line say if nothing is sent
         self.started = False
-        self.extra_headers = ((b"x-request-id", rid), *security_headers(scope))
+        self.rid = rid
+        self.security = security_headers(scope)
         self.write: WriteReply | None = scope.get(WRITE_REPLY)
-        self.extra_head = b"x-request-id: %s\r\n%s" % (rid, security_head(scope))
         if self.write is not None:  # the doors write through the edge's writer
             scope[WRITE_REPLY] = self.write_with_id
 
     async def send_with_id(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.status, self.started = message["status"], True
-            message["headers"] = [*message.get("headers", ()), *self.extra_headers]
+            headers = message.get("headers", ())
+            message["headers"] = [*headers, (b"x-request-id", self.rid), *self.security]
         await self.send(message)
 
     def write_with_id(self, status: int, head: bytes, body: bytes) -> bool:
         assert self.write is not None  # offered only with the protocol's writer
-        if not self.write(status, head + self.extra_head, body):
+        extra = b"x-request-id: %s\r\n%s" % (self.rid, encoded(self.security))
+        if not self.write(status, head + extra, body):
             return False
         self.status, self.started = status, True
         return True

@@ -39,9 +39,11 @@ _HEADERS_HEAD = encode_headers(HEADERS)
 _STRICT_HEAD = encode_headers(STRICT)
 
 
-def security_head(scope: Scope) -> bytes:
-    """`security_headers(scope)` encoded, for a whole reply (`app.http.whole_reply`)."""
-    return _HEADERS_HEAD if security_headers(scope) is HEADERS else _STRICT_HEAD
+def encoded(headers: tuple[tuple[bytes, bytes], ...]) -> bytes:
+    """What `security_headers` returned, encoded for a whole reply (app.http.whole_reply)."""
+    if headers is STRICT:
+        return _STRICT_HEAD
+    return _HEADERS_HEAD if headers is HEADERS else encode_headers(headers)
 
 
 CORS_ALLOW_HEADERS = ("authorization", "content-type", "x-request-id", "cache-control")

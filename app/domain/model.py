@@ -178,7 +178,7 @@ class SessionRecord:
     def render(cls, session: ProxySession) -> SessionRecord:
         """Serialize `session` to the REST body and derive its strong ETag."""
         body = orjson.dumps({"ProxySession": session.to_aws()})
-        return cls(session, body, _etag(body))
+        return cls(session, body, etag_of(body))
 
     @classmethod
     def from_body(cls, body: bytes, key: SessionKey) -> SessionRecord:
@@ -196,7 +196,7 @@ class SessionRecord:
             raise ValueError("not a rendered session") from exc
         if (session.voice_connector_id, session.proxy_session_id) != key:
             raise ValueError("a session of another key")
-        return cls(session, body, _etag(body))
+        return cls(session, body, etag_of(body))
 
 
 _TIMESTAMPS = ("CreatedTimestamp", "UpdatedTimestamp", "EndedTimestamp")
@@ -238,7 +238,7 @@ _SLOTS: dict[type, tuple[str, ...]] = {}
 """The attribute names a slotted class's instances hold (none for another class)."""
 
 
-def _etag(body: bytes) -> str:
+def etag_of(body: bytes) -> str:
     """The strong ETag of a body: equal bodies, equal tags, on every replica."""
     return f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,6 +25,7 @@ from app.domain.errors import (
     PersistedQueryNotFound,
     UnsupportedMediaType,
 )
+from app.domain.model import etag_of
 from app.graphql import ide
 from app.graphql.context import Context
 from app.graphql.errors import http_result, refused_limits
@@ -165,7 +165,7 @@ class GatewayRouter(GraphQLRouter[Context, None]):
         answer = self.encode_json(await self.process_result(request, result))
         if result.errors or not context.cacheable or context.fresh_for is None:
             return Response(answer, media_type=JSON, headers=_NOT_KEPT)
-        etag = f'"{hashlib.blake2b(answer, digest_size=16).hexdigest()}"'
+        etag = etag_of(answer)
         headers = {
             "etag": etag,
             "cache-control": private_max_age(context.fresh_for).decode(),

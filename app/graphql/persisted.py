@@ -140,7 +140,7 @@ class Manifest:
         unknown id, and (persisted only) a text the manifest does not hold."""
         document_id = named_document(body)
         if document_id is not None:
-            document = self.by_id.get(_id(document_id)) if isinstance(document_id, str) else None
+            document = self._by_id(document_id)
             if document is None:
                 raise PersistedQueryNotFound("No trusted document has this id.")
             query = body.get("query")
@@ -158,10 +158,12 @@ class Manifest:
 
     def text_of(self, document_id: object) -> str | None:
         """The text of the trusted document with this id (with or without `sha256:`)."""
-        if not isinstance(document_id, str):
-            return None
-        document = self.by_id.get(_id(document_id))
+        document = self._by_id(document_id)
         return None if document is None else document.text
+
+    def _by_id(self, document_id: object) -> PersistedDocument | None:
+        """The trusted document a request's id names (with or without `sha256:`), if any."""
+        return self.by_id.get(_id(document_id)) if isinstance(document_id, str) else None
 
     def label(self, query: str | None) -> str:
         """The `document` metrics label for a query text (bounded by the manifest)."""

@@ -19,7 +19,7 @@ from starlette.types import Scope
 
 from app.http.asgi import UNMATCHED
 from app.observability.context import RequestContext, TraceFacts
-from app.observability.tracing import HEADERS, Tracing
+from app.observability.tracing import HEADERS, Tracing, hex_ids
 from app.upstream.calls import CallRecord, joined_calls
 
 
@@ -44,7 +44,7 @@ class ServerSpan:
             method, context=parent, kind=SpanKind.SERVER, attributes=attributes
         )
         context = self.span.get_span_context()
-        self.ids = (format(context.trace_id, "032x"), format(context.span_id, "016x"))
+        self.ids = hex_ids(context)
         self.exemplar = self.ids if context.trace_flags.sampled else None
         self.facts = TraceFacts()
         self.joined: list[CallRecord] = []

@@ -14,6 +14,7 @@ from opentelemetry import trace
 
 from app.observability.context import current_request_id
 from app.observability.log_buffer import BatchingStreamHandler
+from app.observability.tracing import hex_ids
 
 # E.164 with its plus sign, or a bare run of 10-15 digits: what a phone number looks like.
 _PHONE = re.compile(r"\+[1-9]\d{6,14}\b|\b[1-9]\d{9,14}\b")
@@ -66,7 +67,7 @@ def _current_trace_ids() -> tuple[str, str] | None:
     context = trace.get_current_span().get_span_context()
     if not context.is_valid:
         return None
-    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+    return hex_ids(context)
 
 
 _PLAIN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

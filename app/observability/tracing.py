@@ -37,6 +37,11 @@ SHUTDOWN_SECONDS = 5.0
 spans are dropped after it)."""
 
 
+def hex_ids(context: trace.SpanContext) -> tuple[str, str]:
+    """A span's trace and span ids in hex, as `traceparent` writes them (logs, exemplars)."""
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
 class TracingConfigError(ValueError):
     """An `OTEL_*` variable the gateway cannot honour (the process stops, saying which)."""
 

@@ -59,7 +59,7 @@ class RestFastPath:
                         {
                             "type": "http.response.start",
                             "status": reply.status,
-                            "headers": list(reply.headers),
+                            "headers": reply.headers,
                         }
                     )
                     await send({"type": "http.response.body", "body": reply.body})

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.propagators.textmap import Getter, TextMapPropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class Tracing:
     tracer: trace.Tracer
     propagator: TextMapPropagator
     provider: TracerProvider
+    exporter: SpanExporter
     fields: frozenset[bytes]
     """The header names the propagator reads (lower case), to pick them out of a request."""
 
@@ -84,8 +86,18 @@ class Tracing:
         return carrier
 
     def shutdown(self) -> None:
-        """Export what is left (within `SHUTDOWN_SECONDS`) and stop the exporter's thread."""
-        self.provider.force_flush(int(SHUTDOWN_SECONDS * 1000))
+        """Export what is left (within `SHUTDOWN_SECONDS`) and stop the exporter's thread.
+
+        The SDK's flush exports every batch left, each retried up to the exporter's timeout
+        whatever time limit it is given: with an unreachable collector that outlasts a pod's
+        grace period. So it runs in a thread of its own, and when it is not done in time the
+        exporter is shut down first, which ends its retries (the rest is dropped).
+        """
+        flush = threading.Thread(target=self.provider.force_flush, name="otel-flush", daemon=True)
+        flush.start()
+        flush.join(SHUTDOWN_SECONDS)
+        if flush.is_alive():
+            self.exporter.shutdown()
         self.provider.shutdown()
 
 
@@ -108,9 +120,10 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> Tracing | None:
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": SERVICE_NAME}))
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    exporter = OTLPSpanExporter()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
     propagator = propagate.get_global_textmap()  # OTEL_PROPAGATORS, parsed by the API
     fields = frozenset(name.lower().encode("latin-1") for name in propagator.fields)
     sampler = type(provider.sampler).__name__
     log.info("traces on", extra={"propagators": sorted(propagator.fields), "sampler": sampler})
-    return Tracing(provider.get_tracer(INSTRUMENTATION), propagator, provider, fields)
+    return Tracing(provider.get_tracer(INSTRUMENTATION), propagator, provider, exporter, fields)

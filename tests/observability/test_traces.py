@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.observability.tracing import SHUTDOWN_SECONDS
 from harness.otlp import Receiver, Span, spans_of
 from tests.conftest import NAME_QUERY, PHONE_NUMBERS, SAMPLE_SESSION
 from tests.support.servers import Emulator, Gateway, _q, free_port, start_gateway
@@ -278,7 +280,10 @@ def test_an_unreachable_collector_changes_no_answer(emulator: Emulator, tmp_path
         replies = [gateway.client.get(path(key), headers=AUTH) for _ in range(20)]
         assert {reply.status_code for reply in replies} == {200}
     finally:
+        stopping = time.monotonic()
         assert gateway.stop() == 0
+        # The spans left are dropped after SHUTDOWN_SECONDS, not retried past a grace period.
+        assert time.monotonic() - stopping < SHUTDOWN_SECONDS + 3
 
 
 def test_an_unsupported_protocol_stops_the_process_saying_so(

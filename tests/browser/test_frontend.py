@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from urllib.parse import urlencode
 
+import orjson
 import pytest
 from playwright.sync_api import Page
 
@@ -54,9 +55,12 @@ def settled(page: Page) -> str:
 
 
 def graphql_requests(gateway: Gateway, method: str) -> list[dict[str, object]]:
+    """The access lines of `/graphql` requests by `method`, once every line logged so far
+    is written (they reach the log in batches)."""
+    lines = gateway.settled_log_lines()
     return [
         record
-        for record in gateway.log_records()
+        for record in (orjson.loads(line) for line in lines if line.strip())
         if record.get("logger") == "app.access"
         and record.get("route") == "/graphql"
         and record.get("method") == method

@@ -1,14 +1,17 @@
 """A real `redis-server` on loopback for the shared layer (fleet mode): no persistence, a
-directory of its own, stopped, killed or restarted on the same port at will."""
+directory of its own, stopped, killed or restarted on the same port at will, over TCP or TLS."""
 
 from __future__ import annotations
 
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,67 @@ MISSING = (
     "redis-server is not installed: `make test` installs it (apt-get install redis-server);"
     " fleet mode's tests need a real server"
 )
+CERTIFICATE_DAYS = "2"
+# The CA signs the server certificate; the server presents it to clients and, for replication
+# and the cluster bus, to its peers, hence both purposes.
+OPENSSL_CONFIG = """\
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid, issuer
+"""
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A private CA's certificate, and a server certificate it signed with that server's key."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_tls_files(folder: Path) -> TlsFiles:
+    """A new private CA and a server certificate for 127.0.0.1 and localhost, in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "openssl.cnf"
+    config.write_text(OPENSSL_CONFIG, encoding="ascii")
+    files = TlsFiles(ca=folder / "ca.crt", cert=folder / "server.crt", key=folder / "server.key")
+    ca_key, request = folder / "ca.key", folder / "server.csr"
+    new_key = ["-newkey", "rsa:2048", "-nodes", "-config", str(config)]
+    days = ["-days", CERTIFICATE_DAYS]
+    ca = ["-keyout", str(ca_key), "-out", str(files.ca), "-subj", "/CN=psgw harness CA"]
+    _openssl("req", "-x509", *new_key, *ca, "-extensions", "ca", *days)
+    server = ["-keyout", str(files.key), "-out", str(request), "-subj", "/CN=localhost"]
+    _openssl("req", "-new", *new_key, *server)
+    signer = ["-CA", str(files.ca), "-CAkey", str(ca_key), "-CAcreateserial"]
+    extensions = ["-extfile", str(config), "-extensions", "server"]
+    _openssl(
+        "x509", "-req", "-in", str(request), *signer, "-out", str(files.cert), *days, *extensions
+    )
+    return files
+
+
+def _openssl(*args: str) -> None:
+    found = shutil.which("openssl")
+    if found is None:
+        raise RuntimeError("openssl is not installed: the TLS topologies need its command line")
+    done = subprocess.run(  # noqa: S603 - argv built here, no shell
+        [found, *args], capture_output=True, check=False, timeout=60
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"openssl {args[0]} failed: {done.stderr.decode(errors='replace')}")
 
 
 def redis_server_binary() -> str:
@@ -31,28 +95,35 @@ def redis_server_binary() -> str:
 
 
 class RedisServer:
-    """One redis-server process; `url` stays the same across restarts."""
+    """One redis-server process; `url` stays the same across restarts.
 
-    def __init__(self, *, port: int | None = None, log: Path | None = None) -> None:
+    With `tls` it listens with TLS only, on `port`; `extra_args` end its command line.
+    `directory` (made if missing) replaces the temporary directory of its own.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        log: Path | None = None,
+        tls: TlsFiles | None = None,
+        extra_args: Sequence[str] = (),
+        directory: Path | None = None,
+    ) -> None:
         self.port = port or free_port()
-        self.url = f"redis://{LOOPBACK}:{self.port}/0"
-        self._dir = Path(tempfile.mkdtemp(prefix="psgw-redis-"))
+        self.tls = tls
+        self.url = f"{'rediss' if tls else 'redis'}://{LOOPBACK}:{self.port}/0"
+        self.extra_args = tuple(extra_args)
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+        self._dir = directory or Path(tempfile.mkdtemp(prefix="psgw-redis-"))
         self._log = log or self._dir / "redis.log"
+        self._ssl = ssl.create_default_context(cafile=str(tls.ca)) if tls else None
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> RedisServer:
         """Start it and wait until it answers PING."""
-        argv = [
-            redis_server_binary(),
-            "--bind", LOOPBACK,
-            "--port", str(self.port),
-            "--dir", str(self._dir),
-            "--save", "",
-            "--appendonly", "no",
-            "--protected-mode", "no",
-            "--enable-debug-command", "local",
-        ]  # fmt: skip
-        self.process = processes.start(argv, log=self._log)
+        self.process = processes.start(self._argv(), log=self._log)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -62,6 +133,53 @@ class RedisServer:
             time.sleep(0.02)
         self.stop()
         raise RuntimeError("redis-server did not answer PING in time")
+
+    def _argv(self) -> list[str]:
+        """Its command line."""
+        return [redis_server_binary(), *self._options()]
+
+    def _options(self) -> list[str]:
+        """The options every mode shares: the listener, no persistence, then `extra_args`."""
+        return [
+            "--bind", LOOPBACK,
+            *self._listener(),
+            "--dir", str(self._dir),
+            "--save", "",
+            "--appendonly", "no",
+            "--protected-mode", "no",
+            "--enable-debug-command", "local",
+            *self.extra_args,
+        ]  # fmt: skip
+
+    def _listener(self) -> list[str]:
+        """Plain TCP on `port`, or TLS only (port 0 turns plain TCP off)."""
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        return [
+            "--port", "0",
+            "--tls-port", str(self.port),
+            "--tls-cert-file", str(self.tls.cert),
+            "--tls-key-file", str(self.tls.key),
+            "--tls-ca-cert-file", str(self.tls.ca),
+            "--tls-auth-clients", "no",
+        ]  # fmt: skip
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines of its log, to explain a failure."""
+        if not self._log.exists():
+            return ""
+        return "\n".join(self._log.read_text(errors="replace").splitlines()[-lines:])
+
+    def _connect(self, timeout: float) -> socket.socket:
+        """A connection to it, over TLS when it listens with TLS."""
+        connection = socket.create_connection((LOOPBACK, self.port), timeout=timeout)
+        if self._ssl is None:
+            return connection
+        try:
+            return self._ssl.wrap_socket(connection, server_hostname=LOOPBACK)
+        except BaseException:
+            connection.close()
+            raise
 
     def ping(self) -> bool:
         """Whether it answers PING now."""
@@ -76,7 +194,7 @@ class RedisServer:
         for arg in args:
             data = arg.encode()
             parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-        with socket.create_connection((LOOPBACK, self.port), timeout=2) as connection:
+        with self._connect(timeout=2) as connection:
             connection.sendall(b"".join(parts))
             return connection.recv(65536)
 
@@ -87,7 +205,7 @@ class RedisServer:
         for arg in args:
             data = arg.encode() if isinstance(arg, str) else arg
             parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-        with socket.create_connection((LOOPBACK, self.port), timeout=timeout) as connection:
+        with self._connect(timeout) as connection:
             connection.sendall(b"".join(parts))
             with connection.makefile("rb") as reader:
                 return _reply(reader)

@@ -253,10 +253,27 @@ def error_table() -> list[type[GatewayError]]:
     return table
 
 
-def error_for_code(code: str | None, detail: str | None, upstream_code: str | None) -> GatewayError:
-    """The error of `code` (another replica's report of a call's failure), with its detail;
-    an unknown code becomes UPSTREAM_ERROR."""
-    cls = next((c for c in error_table() if c.code == code), UpstreamError)
-    error = cls(detail or cls.title)
-    error.upstream_code = upstream_code
-    return error
+_REPORTABLE: tuple[type[GatewayError], ...] = (
+    BadUserInput,
+    Forbidden,
+    UpstreamUnauthorized,
+    UpstreamError,
+    Throttled,
+    UpstreamFailure,
+    ServiceUnavailable,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+REPORTABLE = {cls.code: cls for cls in _REPORTABLE}
+"""The failures of an AWS call one replica may report to the others by code: what AWS (or
+the way to it) answered about the session. Never a 500, and never one replica's own state
+(its breaker)."""
+
+
+def reported_error(code: object) -> GatewayError | None:
+    """The error another replica reported for its AWS call by `code`, with that code's own
+    detail (a report carries no text); None for a code no report may carry."""
+    cls = REPORTABLE.get(code) if isinstance(code, str) else None
+    if cls is None:
+        return None
+    return cls(f"{cls.title}: the AWS call made for this session by another replica failed.")

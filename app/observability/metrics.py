@@ -14,6 +14,7 @@ from app.domain.types import CacheResult
 from app.observability.context import current
 from app.observability.request_series import CountedHistogram, CountedLabels
 from app.shared.guard import Operation, Outcome
+from app.shared.notices import Rejection
 from app.upstream.breaker import BreakerState
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -150,6 +151,13 @@ class Metrics:
             "1 while the last shared-layer operation succeeded, else 0.",
             registry=r,
         )
+        self.notices_rejected = Counter(
+            "gateway_shared_notices_rejected",
+            "Shared-layer notices dropped: malformed, unauthenticated (forged or altered) or "
+            "replayed.",
+            ["reason"],
+            registry=r,
+        )
         self.rate_limited_calls = Counter(
             "gateway_upstream_rate_limited",
             "AWS calls refused because the fleet's rate limit left no slot in time.",
@@ -157,6 +165,8 @@ class Metrics:
         )
         for operation in get_args(Operation):
             self.shared_operations.labels(operation, "ok")
+        for reason in get_args(Rejection):
+            self.notices_rejected.labels(reason)
 
     def request(
         self,
@@ -205,6 +215,10 @@ class Metrics:
     def shared_up(self, up: bool) -> None:
         """Whether the last shared-layer operation succeeded."""
         self.shared_cache_up.set(1 if up else 0)
+
+    def shared_notice_rejected(self, reason: Rejection) -> None:
+        """Count one shared-layer notice dropped, by why."""
+        self.notices_rejected.labels(reason).inc()
 
     def upstream_rate_limited(self) -> None:
         """Count an AWS call refused for want of quota."""

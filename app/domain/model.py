@@ -181,8 +181,9 @@ class SessionRecord:
         return cls(session, body, etag_of(body))
 
     @classmethod
-    def from_body(cls, body: bytes, key: SessionKey) -> SessionRecord:
-        """Read back a body `render` made for `key` (the shared cache stores bodies).
+    def from_body(cls, body: bytes, key: SessionKey, *, mask: bool = False) -> SessionRecord:
+        """Read back a body `render` made for `key` (the shared cache stores bodies), rendered
+        again, so that only what the gateway itself would say is served (masked if `mask`).
 
         Raises ValueError when it is not one: not JSON, not a session, or another key's.
         """
@@ -196,7 +197,7 @@ class SessionRecord:
             raise ValueError("not a rendered session") from exc
         if (session.voice_connector_id, session.proxy_session_id) != key:
             raise ValueError("a session of another key")
-        return cls(session, body, etag_of(body))
+        return cls.render(session.masked() if mask else session)
 
 
 _TIMESTAMPS = ("CreatedTimestamp", "UpdatedTimestamp", "EndedTimestamp")

@@ -1,6 +1,8 @@
-"""Every shared-layer operation goes through one guard: a time limit, a breaker, metrics and
-one WARNING per change of state. The shared layer is never needed to answer: a failure here
-is a `SharedDown` the caller turns into "as if there were no shared layer"."""
+"""Every shared-layer operation goes through one guard: a time limit, two breakers (every
+operation; writes), metrics, and a WARNING when a condition (unreachable, refusing writes)
+begins or ends, at most once a minute while it flaps. The shared layer is never needed to
+answer: a failure here is a `SharedDown` the caller turns into "as if there were no shared
+layer"."""
 
 from __future__ import annotations
 
@@ -12,17 +14,42 @@ from typing import Literal, Protocol, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    NoPermissionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+)
+
+from app.shared.conditions import Condition, Tally
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 Operation = Literal[
-    "get", "set", "lease", "release", "publish", "subscribe", "quota", "caller_rate", "heartbeat"
+    "get",
+    "set",
+    "lease",
+    "renew",
+    "release",
+    "publish",
+    "subscribe",
+    "quota",
+    "caller_rate",
+    "heartbeat",
 ]
-Outcome = Literal["ok", "error", "timeout", "skipped"]
-"""`skipped`: not tried, the breaker being open."""
+Outcome = Literal["ok", "error", "timeout", "skipped", "refused"]
+"""`skipped`: not tried, a breaker being open; `refused`: a write the server answered with a
+refusal (full with `noeviction`, a read-only replica)."""
+
+WRITES: frozenset[Operation] = frozenset(
+    {"set", "lease", "renew", "release", "publish", "quota", "caller_rate", "heartbeat"}
+)
+"""Operations that change the server: a server refusing writes trips their breaker only."""
+
+REFUSALS = (OutOfMemoryError, ReadOnlyError, NoPermissionError)
+"""Errors of a server that answers but will not change: full, a replica, an ACL."""
 
 FAILURES_TO_OPEN = 3
 """Consecutive failed operations that open the breaker."""
@@ -58,9 +85,34 @@ class SharedDown(Exception):
         """`error`, `timeout`, `skipped` (the breaker), or `spent` (the lookup's time)."""
 
 
+class Breaker:
+    """Opens after `FAILURES_TO_OPEN` failures in a row, for `OPEN_SECONDS`; a success
+    closes it."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._failures = 0
+        self._open_until = 0.0
+
+    @property
+    def open(self) -> bool:
+        """Whether operations are being skipped."""
+        return self._failures >= FAILURES_TO_OPEN and self._clock() < self._open_until
+
+    def failed(self) -> None:
+        """Count a failure; the last of `FAILURES_TO_OPEN` in a row opens it."""
+        self._failures += 1
+        if self._failures >= FAILURES_TO_OPEN:
+            self._open_until = self._clock() + OPEN_SECONDS
+
+    def succeeded(self) -> None:
+        """Close it."""
+        self._failures = 0
+
+
 class Guard:
-    """Runs operations within `timeout` seconds; after `FAILURES_TO_OPEN` failures in a row,
-    skips them for `OPEN_SECONDS`, then lets them try again."""
+    """Runs operations within `timeout` seconds behind two breakers: one for every operation
+    (the server does not answer) and one for writes (it answers but refuses them)."""
 
     def __init__(
         self,
@@ -72,9 +124,19 @@ class Guard:
         self.timeout = timeout
         self._tracer = tracer
         self._observer = observer
-        self._clock = clock
-        self._failures = 0
-        self._open_until = 0.0
+        self._all = Breaker(clock)
+        self._writes = Breaker(clock)
+        self._unreachable = Condition(
+            "shared cache layer unreachable: answering from this process and AWS",
+            "shared cache layer reachable again: sharing resumed",
+            clock,
+        )
+        self._refusing = Condition(
+            "shared cache layer refuses writes: reading what it holds, fetching alone",
+            "shared cache layer takes writes again: sharing resumed",
+            clock,
+        )
+        self._answered_errors = Tally("shared cache layer answered errors", clock)
         self._up = True
         observer.shared_up(True)
 
@@ -85,8 +147,18 @@ class Guard:
 
     @property
     def open(self) -> bool:
-        """Whether operations are being skipped."""
-        return self._failures >= FAILURES_TO_OPEN and self._clock() < self._open_until
+        """Whether every operation is being skipped."""
+        return self._all.open
+
+    @property
+    def writes_open(self) -> bool:
+        """Whether writes are being skipped (the server refuses them, or does not answer)."""
+        return self._all.open or self._writes.open
+
+    def close(self) -> None:
+        """Drop log lines waiting for their quiet time."""
+        self._unreachable.close()
+        self._refusing.close()
 
     async def run(
         self, operation: Operation, call: Callable[[], Awaitable[T]], share: TimeShare | None = None
@@ -116,7 +188,7 @@ class Guard:
     async def _guarded(
         self, operation: Operation, call: Callable[[], Awaitable[T]], share: TimeShare | None
     ) -> T:
-        if self.open:
+        if self._all.open or (operation in WRITES and self._writes.open):
             self._observer.shared_operation(operation, "skipped")
             raise SharedDown(operation, "skipped")
         limit = self.timeout if share is None else min(self.timeout, share.left)
@@ -137,41 +209,49 @@ class Guard:
         except TimeoutError as exc:
             self.failed(operation, "timeout")
             raise SharedDown(operation, "timeout") from exc
-        except (RedisError, OSError) as exc:
+        except REFUSALS as exc:
+            # The server answered, refusing to change: a fault of its writes, not its reads.
+            self.failed(operation, "refused" if operation in WRITES else "error", exc)
+            raise SharedDown(operation, "error") from exc
+        except ResponseError as exc:
+            # The server answered, about what one key holds (of another type, say): no
+            # fault of the server's, and no reason to stop asking it.
+            self._observer.shared_operation(operation, "error")
+            self._answered_errors.add({"operation": operation, "error": type(exc).__name__})
+            raise SharedDown(operation, "error") from exc
+        except Exception as exc:  # redis-py's and the socket's, Cluster ones included
             self.failed(operation, "error", exc)
             raise SharedDown(operation, "error") from exc
         self.succeeded(operation)
         return result
 
     def succeeded(self, operation: Operation) -> None:
-        """Record a success: the breaker closes, and the layer is up."""
+        """Record a success: the server answers (and takes writes, for a write)."""
         self._observer.shared_operation(operation, "ok")
-        self._failures = 0
-        self._set_up(True, operation, None)
+        self._all.succeeded()
+        if operation in WRITES:
+            self._writes.succeeded()
+            self._refusing.set(False)
+        self._set_up(True)
+        self._unreachable.set(False)
 
     def failed(
         self, operation: Operation, outcome: Outcome, error: BaseException | None = None
     ) -> None:
-        """Record a failure; the last of `FAILURES_TO_OPEN` in a row opens the breaker."""
+        """Record a failure: a refused write trips the writes' breaker, anything else the
+        breaker of every operation."""
         self._observer.shared_operation(operation, outcome)
-        self._failures += 1
-        if self._failures >= FAILURES_TO_OPEN:
-            self._open_until = self._clock() + OPEN_SECONDS
-        self._set_up(False, operation, error)
-
-    def _set_up(self, up: bool, operation: Operation, error: BaseException | None) -> None:
-        if up == self._up:
-            return
-        self._up = up
-        self._observer.shared_up(up)
-        if up:
-            log.warning("shared cache layer reachable again: sharing resumed")
+        self._set_up(False)
+        # The error's class only: a message may carry the server's address or password.
+        extra = {"operation": operation, "error": type(error).__name__ if error else "timeout"}
+        if outcome == "refused":
+            self._writes.failed()
+            self._refusing.set(True, extra)
         else:
-            # The error's class only: a message may carry the server's address or password.
-            log.warning(
-                "shared cache layer unreachable: answering from this process and AWS",
-                extra={
-                    "operation": operation,
-                    "error": type(error).__name__ if error else "timeout",
-                },
-            )
+            self._all.failed()
+            self._unreachable.set(True, extra)
+
+    def _set_up(self, up: bool) -> None:
+        if up != self._up:
+            self._up = up
+            self._observer.shared_up(up)

@@ -31,8 +31,11 @@ Clock = Callable[[], float]
 class SessionSource(Protocol):
     """Where sessions come from on a miss (the upstream client)."""
 
-    async def get_proxy_session(self, key: SessionKey) -> ProxySession:
-        """Fetch one session or raise a GatewayError."""
+    async def get_proxy_session(
+        self, key: SessionKey, deadline: float | None = None
+    ) -> ProxySession:
+        """Fetch one session or raise a GatewayError; by `deadline` (event-loop time) when
+        given, else within the upstream timeout."""
 
 
 class Lookup(NamedTuple):
@@ -226,8 +229,12 @@ class ProxySessionService:
         if self._shared is None:
             entry, shared = await self._from_upstream(key), None
         else:
+            deadline = asyncio.get_running_loop().time() + self._settings.upstream_timeout_seconds
             fetched = await self._shared.fetch(
-                key, lambda: self._from_upstream(key), revalidate=revalidate
+                key,
+                lambda by: self._from_upstream(key, by),
+                revalidate=revalidate,
+                deadline=deadline,
             )
             entry, shared = fetched.entry, fetched.outcome
         fresh_for = self._keep_locally(key, entry)
@@ -240,8 +247,9 @@ class ProxySessionService:
             raise error
         return Filled(value, fresh_for, shared)
 
-    async def _from_upstream(self, key: SessionKey) -> SharedEntry:
-        """One upstream call, as an entry with its freshness in wall-clock time.
+    async def _from_upstream(self, key: SessionKey, deadline: float | None = None) -> SharedEntry:
+        """One upstream call (by `deadline`, when given), as an entry with its freshness in
+        wall-clock time.
 
         The call is charged to the caller whose request started the flight; a caller past
         `caller_upstream_rate` is refused (Throttled, which a stale entry may answer)."""
@@ -250,7 +258,7 @@ class ProxySessionService:
         ):
             raise Throttled("Too many upstream calls caused by this caller; retry shortly.")
         try:
-            session = await self._source.get_proxy_session(key)
+            session = await self._source.get_proxy_session(key, deadline)
         except NotFound as error:
             now = self._wall()
             # A fresh error, not the raised one: that one drags its traceback (botocore's

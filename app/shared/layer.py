@@ -2,46 +2,64 @@
 whole fleet.
 
 `fetch` reads the shared entry; when none is fresh, the replica that takes the key's lease
-(`SET NX PX`, bounded by the upstream deadline) calls the origin and writes what it got
-(found or NotFound) for the others, who wait for its notice (or poll, should the notice be
-lost) and read it. A waiter takes over when the lease goes without a fill (its holder
-died). Whenever the shared layer does not answer, the replica goes on as if it were alone.
+(`SET NX PX`) calls the origin and writes what it got (found or NotFound) for the others,
+who wait for its notice (or poll, should the notice be lost) and read it. The holder keeps
+its lease alive while its call runs (never past the call's deadline); a holder that dies
+lets it lapse within `LEASE_SECONDS`, and the one waiter that takes it then calls in its
+place while the others go on waiting. Every waiter answers by its own deadline. Whenever
+the shared layer does not answer, the replica goes on as if it were alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import hashlib
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
-from app.domain.errors import GatewayError, NotFound, UpstreamFault, error_for_code
+from app.domain.errors import (
+    REPORTABLE,
+    GatewayError,
+    NotFound,
+    UpstreamFault,
+    UpstreamTimeout,
+    reported_error,
+)
 from app.domain.outcome import CacheOutcome, Forward
 from app.domain.types import SessionKey
 from app.shared.codec import Codec, SharedEntry
+from app.shared.conditions import Tally
 from app.shared.guard import Guard, SharedDown, TimeShare
 from app.shared.notices import Notice, Notices
 
 log = logging.getLogger(__name__)
 
-Origin = Callable[[], Awaitable[SharedEntry]]
-"""The upstream call, as an entry to share (a NotFound is an entry); faults raise."""
+Origin = Callable[[float], Awaitable[SharedEntry]]
+"""The upstream call, by a deadline (event-loop time), as an entry to share (a NotFound is
+an entry); faults raise."""
 
-UNREADABLE_WARNING_SECONDS = 60.0
-"""At most one WARNING this often about entries that could not be read back."""
 POLL_SECONDS = 0.1
 """A waiter reads the entry this often should a notice not come (a lost message)."""
+LEASE_SECONDS = 1.0
+"""A lease lives this long unless its holder renews it: how soon a dead holder's key is
+taken over (at most the upstream deadline)."""
 
 # Delete the lease only if this replica still holds it.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+# Extend the lease by ARGV[2] ms only if this replica still holds it.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 """
@@ -55,12 +73,20 @@ class Fetched:
     outcome: CacheOutcome
 
 
+def entry_name(prefix: str, kind: str, key: SessionKey) -> bytes:
+    """The Redis key of `key`'s entry (`s`) or lease (`l`): both in one Cluster slot, by a
+    hash tag of the session key, then the ids, for a person reading the keys."""
+    vc, ps = key
+    tag = hashlib.blake2b(f"{vc}\0{ps}".encode(), digest_size=8).hexdigest()
+    return f"{prefix}{kind}:{{{tag}}}:{len(vc)}:{vc}:{ps}".encode()
+
+
 class SharedLayer:
     """Entries under `{prefix}s:…`, leases under `{prefix}l:…`, notices on `{prefix}events`."""
 
     def __init__(
         self,
-        redis: Redis,
+        redis: Any,
         codec: Codec,
         guard: Guard,
         notices: Notices,
@@ -69,28 +95,31 @@ class SharedLayer:
         replica: str,
         lease_seconds: float,
         wall: Callable[[], float],
+        sharded: bool = False,
     ) -> None:
+        """`redis` is a redis-py asyncio client (one server, Sentinel's primary, or a
+        Cluster: then `sharded`, and notices go out with SPUBLISH)."""
         self._redis = redis
         self._codec = codec
         self._guard = guard
         self._notices = notices
         self._prefix = prefix
         self._replica = replica
-        self._lease_ms = max(1, int(lease_seconds * 1000))
+        self._lease_ms = max(1, int(min(LEASE_SECONDS, lease_seconds) * 1000))
         self._wall = wall
+        self._sharded = sharded
         self._release = redis.register_script(_RELEASE)
-        self._unreadable = 0
-        self._next_warning = 0.0
+        self._renew = redis.register_script(_RENEW)
+        self._unreadable = Tally("unreadable shared cache entries read as misses")
         self._background: set[asyncio.Task[None]] = set()
 
     @property
     def channel(self) -> str:
         """The pub/sub channel of the notices."""
-        return self._prefix + "events"
+        return self._notices.channel
 
     def _name(self, kind: str, key: SessionKey) -> bytes:
-        vc, ps = key
-        return f"{self._prefix}{kind}:{len(vc)}:{vc}:{ps}".encode()
+        return entry_name(self._prefix, kind, key)
 
     async def read(self, key: SessionKey, share: TimeShare | None = None) -> SharedEntry | None:
         """The shared entry for `key`, fresh or stale; None when there is none, it cannot be
@@ -104,24 +133,18 @@ class SharedLayer:
             return None
         entry = self._codec.decode(stored, name, key)
         if entry is None:
-            self._unreadable += 1
-            now = time.monotonic()
-            if now >= self._next_warning:  # a key rotation could make every read one
-                self._next_warning = now + UNREADABLE_WARNING_SECONDS
-                log.warning(
-                    "unreadable shared cache entries read as misses",
-                    extra={"entries": self._unreadable},
-                )
-                self._unreadable = 0
+            self._unreadable.add()  # a key rotation could make every read one
         return entry
 
-    async def fetch(self, key: SessionKey, origin: Origin, *, revalidate: bool) -> Fetched:
-        """A fresh entry for `key`: the shared one, or one upstream call for the fleet.
+    async def fetch(
+        self, key: SessionKey, origin: Origin, *, revalidate: bool, deadline: float
+    ) -> Fetched:
+        """A fresh entry for `key`: the shared one, or one upstream call for the fleet, by
+        `deadline` (event-loop time; UpstreamTimeout when it passes while waiting).
 
         The lookup's own operations share one `GATEWAY_REDIS_TIMEOUT_SECONDS` in all, so the
-        shared layer adds at most that to the upstream deadline; waiting for another
-        replica's call is bounded by its lease. Should the call fail, an entry still within
-        its stale window answers (its outcome carries the fault).
+        shared layer adds at most that to the deadline. Should the call fail, an entry still
+        within its stale window answers (its outcome carries the fault).
         """
         share = TimeShare(self._guard.timeout)
         forward: Forward = "request"
@@ -132,7 +155,7 @@ class SharedLayer:
                 return Fetched(seen, _shared_hit(seen, self._wall()))
             forward = "miss" if seen is None else "stale"
         try:
-            return await self._fetch(key, origin, revalidate, forward, share)
+            return await self._fetch(key, origin, revalidate, forward, share, deadline)
         except UpstreamFault as fault:
             if seen is None or isinstance(seen.value, NotFound):
                 raise
@@ -141,10 +164,15 @@ class SharedLayer:
             return Fetched(seen, CacheOutcome("shared", forward=forward, fault=fault))
 
     async def _fetch(
-        self, key: SessionKey, origin: Origin, revalidate: bool, forward: Forward, share: TimeShare
+        self,
+        key: SessionKey,
+        origin: Origin,
+        revalidate: bool,
+        forward: Forward,
+        share: TimeShare,
+        deadline: float,
     ) -> Fetched:
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + self._lease_ms / 1000
         while True:
             waiter = self._notices.waiter(key)
             try:
@@ -155,25 +183,27 @@ class SharedLayer:
                     filled = None if revalidate else await self._filled_meanwhile(key, token, share)
                     if filled is not None:
                         return filled
-                    return await self._lead(key, origin, token, forward, revalidate, share)
-                if loop.time() >= give_up:
-                    # Still held, by a holder that took it after this waiter came.
-                    return await self._alone(origin, forward)
-                notice = await self._await_fill(waiter, give_up)
+                    return await self._lead(key, origin, token, forward, revalidate, deadline)
+                if loop.time() >= deadline:
+                    raise UpstreamTimeout("The upstream deadline passed waiting for the AWS call.")
+                notice = await self._await_fill(waiter, deadline)
             except SharedDown:
-                return await self._alone(origin, forward)
+                return await self._alone(origin, forward, deadline)
             finally:
                 self._notices.forget(key, waiter)
             if notice is not None and notice.kind == "fail":
-                raise error_for_code(notice.code, notice.detail, notice.upstream_code)
+                reported = reported_error(notice.code)
+                if reported is not None:
+                    raise reported
+                continue  # a failure it may not report: read again, or call
             # The wait was another replica's call: reading its answer gets time of its own.
             share = TimeShare(self._guard.timeout)
             entry = await self.read(key, share)
             fresh = entry is not None and entry.fresh(self._wall())
             if entry is not None and fresh and (not revalidate or notice is not None):
                 return Fetched(entry, _collapsed(forward))
-            # No fill came: the lease again. One held when this waiter came has lapsed by
-            # `give_up` (its holder died, or it failed quietly): taken over, not bypassed.
+            # No fill yet: the lease again. Its holder renews it while it calls; one that
+            # died lets it lapse, and the waiter that takes it then calls in its place.
 
     async def _filled_meanwhile(
         self, key: SessionKey, token: str, share: TimeShare
@@ -203,9 +233,9 @@ class SharedLayer:
         )
         return token if taken else None
 
-    async def _await_fill(self, waiter: asyncio.Future[Notice], give_up: float) -> Notice | None:
+    async def _await_fill(self, waiter: asyncio.Future[Notice], deadline: float) -> Notice | None:
         """The notice about the key, or None after a poll interval without one."""
-        left = give_up - asyncio.get_running_loop().time()
+        left = deadline - asyncio.get_running_loop().time()
         try:
             return await asyncio.wait_for(asyncio.shield(waiter), max(0.0, min(POLL_SECONDS, left)))
         except TimeoutError:
@@ -218,29 +248,48 @@ class SharedLayer:
         token: str,
         forward: Forward,
         revalidate: bool,
-        share: TimeShare,
+        deadline: float,
     ) -> Fetched:
         """Holding the lease: call the origin, share what it said, tell the others (the
         notice and the lease's release go on in the background: the answer is ready)."""
+        renewing = asyncio.create_task(self._keep_lease(key, token, deadline))
         try:
-            entry = await origin()
+            entry = await origin(deadline)
         except GatewayError as error:
-            failed = Notice(
-                "fail", key, self._replica, error.code, error.detail, error.upstream_code
-            )
+            # Only a code the others may answer with (never this replica's own state).
+            code = error.code if REPORTABLE.get(error.code) is type(error) else None
+            failed = Notice("fail", key, self._replica, code)
             self._in_background(self._tell_and_release(failed, key, token))
             raise
         except BaseException:
             self._in_background(self._release_lease(key, token))
             raise
-        stored = await self.write(key, entry, share)
+        finally:
+            renewing.cancel()
+        # The answer's own time in the shared layer: the call may have used the lookup's.
+        stored = await self.write(key, entry, TimeShare(self._guard.timeout))
         done = Notice("inv" if revalidate else "fill", key, self._replica)
         self._in_background(self._tell_and_release(done, key, token))
         return Fetched(entry, _fetched(forward, stored))
 
-    async def _alone(self, origin: Origin, forward: Forward) -> Fetched:
+    async def _keep_lease(self, key: SessionKey, token: str, deadline: float) -> None:
+        """Renew the lease while the call runs, never past its deadline: waiters see a live
+        holder, and a dead one's lease lapses within its life."""
+        loop = asyncio.get_running_loop()
+        name = self._name("l", key)
+        every = self._lease_ms / 3000
+        while True:
+            await asyncio.sleep(every)
+            life_ms = min(self._lease_ms, int((deadline - loop.time()) * 1000))
+            if life_ms <= 0:
+                return
+            renew = functools.partial(self._renew, keys=[name], args=[token, life_ms])
+            with contextlib.suppress(SharedDown):
+                await self._guard.run("renew", renew)
+
+    async def _alone(self, origin: Origin, forward: Forward, deadline: float) -> Fetched:
         """The shared layer is not answering: call the origin as a lone replica would."""
-        entry = await origin()
+        entry = await origin(deadline)
         return Fetched(entry, _fetched(forward, stored=False))
 
     async def write(
@@ -275,11 +324,11 @@ class SharedLayer:
 
     async def _publish(self, notice: Notice) -> None:
         self._notices.deliver(notice)  # this replica's own waiters
+        data = self._notices.codec.encode(notice)
+        send = self._redis.spublish if self._sharded else self._redis.publish
         # Should it not go out, the others poll, or take the lease over once it lapses.
         with contextlib.suppress(SharedDown):
-            await self._guard.run(
-                "publish", lambda: self._redis.publish(self.channel, notice.encode())
-            )
+            await self._guard.run("publish", lambda: send(self.channel, data))
 
     async def _release_lease(self, key: SessionKey, token: str) -> None:
         name = self._name("l", key)

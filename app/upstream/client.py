@@ -366,8 +366,12 @@ class Upstream:
         """Whether the loaded service model marks GetProxySession deprecated."""
         return bool(self._client.meta.service_model.operation_model(OPERATION).deprecated)
 
-    async def get_proxy_session(self, key: SessionKey) -> ProxySession:
-        """Call GetProxySession under one deadline, retrying faults within the attempt budget.
+    async def get_proxy_session(
+        self, key: SessionKey, deadline: float | None = None
+    ) -> ProxySession:
+        """Call GetProxySession under one deadline (`GATEWAY_UPSTREAM_TIMEOUT_SECONDS` from
+        now, or `deadline` in event-loop time when that is sooner), retrying faults within
+        the attempt budget.
 
         Refused at once (CircuitOpen) while the breaker is open.
         """
@@ -378,7 +382,8 @@ class Upstream:
             )
         probe = self._breaker.probe  # this call's, when it is the half-open probe
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._settings.upstream_timeout_seconds
+        own = loop.time() + self._settings.upstream_timeout_seconds
+        deadline = own if deadline is None else min(own, deadline)
         try:
             async with asyncio.timeout_at(deadline):
                 return await self._call_with_retries(key, deadline)

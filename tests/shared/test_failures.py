@@ -23,6 +23,7 @@ import httpx
 import orjson
 import pytest
 
+from app.shared.layer import entry_name
 from harness.redis import RedisServer, ReplyError
 from tests.conftest import PHONE_NUMBERS, SAMPLE_SESSION, GatewayFactory
 from tests.support.servers import Emulator, Gateway, _q, free_port, start_gateway, wait_ready
@@ -102,8 +103,7 @@ def new_key(emulator: Emulator, *, seeded: bool = True) -> Key:
 
 def name(kind: str, key: Key, prefix: str = PREFIX) -> str:
     """The Redis key the gateway uses for `key`: `s` its entry, `l` its lease."""
-    vc, ps = key
-    return f"{prefix}{kind}:{len(vc)}:{vc}:{ps}"
+    return entry_name(prefix, kind, key).decode()
 
 
 def path(key: Key) -> str:

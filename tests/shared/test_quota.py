@@ -15,9 +15,11 @@ from tests.support.clock import Clock
 from tests.support.servers import Emulator, _q
 
 LIMIT = 4
-# Calls reach the emulator a few milliseconds after their slot: a window a little shorter
-# than a second keeps that jitter from counting against the gateway.
-WINDOW = 0.9
+SHARED = 3
+"""The shared window's part of LIMIT with the default reserve (80 %, in whole calls)."""
+WINDOW = 1.0
+"""AWS counts arrivals in one-second windows: so do these tests (the gateway's guard band
+keeps the spread between a slot and its arrival from counting)."""
 
 
 def _busiest_window(times: list[float]) -> int:
@@ -54,7 +56,7 @@ def test_the_fleet_stays_within_its_rate_limit(
     calls = [t for t in emulator.call_times() if t >= started]
     assert statuses.count(404) == len(calls)
     assert _busiest_window(calls) <= LIMIT
-    assert len(calls) >= 2 * LIMIT  # the deadline of 2 s left room for more than one window
+    assert len(calls) >= 2 * SHARED  # the deadline of 2 s left room for more than one window
     for reply in replies:
         if reply.status_code == 429:
             body = reply.json()
@@ -72,7 +74,7 @@ def test_the_fleet_stays_within_its_rate_limit(
 
 def test_the_local_window_keeps_any_second_within_the_limit() -> None:
     clock = Clock()
-    window = LocalWindow(clock)
+    window = LocalWindow(1.0, clock)
     waits = [window.take(3, longest_wait=5.0) for _ in range(7)]
 
     assert waits == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0]

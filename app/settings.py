@@ -19,8 +19,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.redis_target import RedisTarget, parse_redis_url
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 KEY_BYTES = 32
 
 
@@ -109,6 +110,9 @@ class Settings(BaseSettings):
     redis_password_file: Path | None = None
     redis_key_prefix: Annotated[str, Field(max_length=64)] = "psgw:"
     redis_timeout_seconds: PositiveFloat = 0.1
+    redis_ca_file: Path | None = None
+    fleet_max_replicas: Annotated[int, Field(ge=1, le=10_000)] = 1
+    upstream_rate_reserve: Annotated[float, Field(ge=0, lt=1)] = 0.2
     cache_encryption_key_file: Path | None = None
     graphql_persisted_documents_file: Path | None = None
     graphql_persisted_only: bool = False
@@ -155,6 +159,18 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _shared_window_has_a_call(self) -> Settings:
+        if self.redis_url is not None and self.upstream_rate_limit > 0:
+            shared = self.upstream_rate_limit * (1 - self.upstream_rate_reserve)
+            if shared + 1e-9 < 1:
+                raise ValueError(
+                    "GATEWAY_UPSTREAM_RATE_RESERVE leaves the replicas that reach the shared "
+                    "layer less than one AWS call a second of GATEWAY_UPSTREAM_RATE_LIMIT: "
+                    "lower the reserve or raise the limit"
+                )
+        return self
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
@@ -162,9 +178,9 @@ class Settings(BaseSettings):
 
     @field_validator("redis_url")
     @classmethod
-    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith(REDIS_SCHEMES):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    def _redis_target(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_redis_url(value.get_secret_value())  # ValueError, never echoing the URL
         return value
 
     @field_validator("cache_encryption_key_file")
@@ -174,7 +190,7 @@ class Settings(BaseSettings):
             read_keys(value)  # raises ValueError, naming the line, never echoing a key
         return value
 
-    @field_validator("auth_tokens_file", "redis_password_file")
+    @field_validator("auth_tokens_file", "redis_password_file", "redis_ca_file")
     @classmethod
     def _readable_file(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
@@ -185,6 +201,13 @@ class Settings(BaseSettings):
     def fleet(self) -> bool:
         """Whether the shared layer (fleet mode) is on."""
         return self.redis_url is not None
+
+    @cached_property
+    def redis_target(self) -> RedisTarget | None:
+        """Where the shared layer is (None: fleet mode is off)."""
+        if self.redis_url is None:
+            return None
+        return parse_redis_url(self.redis_url.get_secret_value())
 
     @cached_property
     def encryption_keys(self) -> tuple[bytes, ...]:

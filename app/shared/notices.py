@@ -234,8 +234,11 @@ class Notices:
     async def _listen(self) -> None:
         attempt = 0
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = None
             try:
+                if self._sharded:  # a Cluster's pub/sub needs its slots known first
+                    await asyncio.wait_for(self._redis.initialize(), self._guard.timeout * 10)
+                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 subscribing = pubsub.ssubscribe if self._sharded else pubsub.subscribe
                 await asyncio.wait_for(subscribing(self.channel), self._guard.timeout * 10)
                 self._guard.succeeded("subscribe")
@@ -248,7 +251,8 @@ class Notices:
                 self.listening.clear()
                 self._guard.failed("subscribe", "error", exc)
             finally:
-                await _close_quietly(pubsub)
+                if pubsub is not None:
+                    await _close_quietly(pubsub)
             await asyncio.sleep(RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)])
             attempt += 1
 

@@ -3,11 +3,13 @@ probes, selectors, shutdown, image."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import helm_python as helm
 import pytest
 
 from app.settings import Settings
-from tests.deploy.chart import CASES, CHART, NAMESPACE, RELEASE, Render, scenario
+from tests.deploy.chart import CASES, CHART, NAMESPACE, RELEASE, Render, merged, scenario
 
 KUBE_VERSION = "v1.30.0"
 SELECTOR_LABELS = {
@@ -166,6 +168,31 @@ def test_the_chart_refuses_two_secrets_on_one_mount_path(render: Render) -> None
 
     with pytest.raises(helm.HelmRenderError, match=r"sharedCache\.mountPath .* auth\.mountPath"):
         render(values)
+
+
+@pytest.mark.parametrize(
+    ("values", "other"),
+    [
+        ({"sharedCache": {"caMountPath": "/var/run/secrets/shared-cache/"}}, "sharedCache"),
+        ({"sharedCache": {"caMountPath": "/var/run/secrets/gateway"}}, "auth"),
+    ],
+    ids=["shared-cache", "auth"],
+)
+def test_the_chart_refuses_the_ca_on_another_secret_s_mount_path(
+    render: Render, values: dict[str, Any], other: str
+) -> None:
+    fleet = {"enabled": True, "existingSecret": "gateway-shared-cache", "caSecret": "valkey-ca"}
+    auth = {"auth": {"existingSecret": "gateway-tokens"}}
+
+    with pytest.raises(
+        helm.HelmRenderError, match=rf"sharedCache\.caMountPath .* {other}\.mountPath"
+    ):
+        render(merged(auth, {"sharedCache": fleet}, values))
+    # Without the CA Secret, or once that other Secret is not mounted, the path is free.
+    render(merged(auth, {"sharedCache": fleet | {"caSecret": ""}}, values))
+    if other == "sharedCache":
+        keys = {"passwordInSecret": False, "encryptionKeysInSecret": False}
+        render(merged(auth, {"sharedCache": fleet | keys}, values))
 
 
 def test_a_digest_pins_the_image(render: Render) -> None:

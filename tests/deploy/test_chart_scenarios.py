@@ -145,6 +145,8 @@ def test_shared_cache_scenario(render: Render) -> None:
         "name": "GATEWAY_REDIS_TIMEOUT_SECONDS",
         "value": "0.1",
     }
+    # No private CA: the system trust store.
+    assert "GATEWAY_REDIS_CA_FILE" not in env
     assert rendered.config["GATEWAY_UPSTREAM_RATE_LIMIT"] == "20"
     assert rendered.config["GATEWAY_STALE_WHILE_REVALIDATE_SECONDS"] == "10"
     assert {v["name"] for v in rendered.pod["volumes"]} == {"tmp", "auth-tokens", "shared-cache"}

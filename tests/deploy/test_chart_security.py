@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePosixPath
+from typing import Any
 
 import pytest
 
@@ -134,13 +135,69 @@ def test_only_the_keys_the_secret_has_are_mounted_and_pointed_at(
     assert ("no encryption keys" in rendered.notes) is not keys
 
 
+@pytest.mark.parametrize(
+    ("ca", "mount_path", "wanted"),
+    [
+        ({}, "/var/run/secrets/shared-cache-ca", "/var/run/secrets/shared-cache-ca/ca.crt"),
+        (
+            {"caSecretKey": "ca.pem", "caMountPath": "/etc/valkey-ca/"},
+            "/etc/valkey-ca/",
+            "/etc/valkey-ca/ca.pem",
+        ),
+    ],
+    ids=["defaults", "own-key-and-path"],
+)
+def test_the_private_ca_is_a_read_only_file_of_its_own_volume(
+    render: Render, ca: dict[str, str], mount_path: str, wanted: str
+) -> None:
+    shared = SHARED_CACHE["sharedCache"] | {"caSecret": "valkey-ca"} | ca
+    rendered = render({"sharedCache": shared})
+    (volume,) = [v for v in rendered.pod["volumes"] if v["name"] == "shared-cache-ca"]
+    (mount,) = [m for m in rendered.container["volumeMounts"] if m["name"] == "shared-cache-ca"]
+    key = PurePosixPath(wanted).name
+
+    # Its key only: a cert-manager Secret holds the issuer's private key beside ca.crt.
+    assert volume["secret"] == {
+        "secretName": "valkey-ca",
+        "defaultMode": 0o440,
+        "items": [{"key": key, "path": key}],
+    }
+    assert mount == {"name": "shared-cache-ca", "mountPath": mount_path, "readOnly": True}
+    assert rendered.env["GATEWAY_REDIS_CA_FILE"] == {
+        "name": "GATEWAY_REDIS_CA_FILE",
+        "value": wanted,
+    }
+    assert PurePosixPath(wanted) == PurePosixPath(mount_path, key)
+    # The Secret of the URL, password and keys stays a volume of its own.
+    assert "shared-cache" in {v["name"] for v in rendered.pod["volumes"]}
+    assert "GATEWAY_REDIS_CA_FILE" not in rendered.config
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        SHARED_CACHE,
+        {"sharedCache": {"caSecret": "valkey-ca"}},
+    ],
+    ids=["no-ca-secret", "fleet-mode-off"],
+)
+def test_no_private_ca_is_mounted_unless_fleet_mode_names_one(
+    render: Render, values: dict[str, Any]
+) -> None:
+    rendered = render(values)
+
+    assert "shared-cache-ca" not in {v["name"] for v in rendered.pod["volumes"]}
+    assert "shared-cache-ca" not in {m["name"] for m in rendered.container["volumeMounts"]}
+    assert "GATEWAY_REDIS_CA_FILE" not in rendered.env
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_the_shared_cache_url_is_never_a_literal(render: Render, case: str) -> None:
     rendered = render(scenario(case))
 
     assert "value" not in rendered.env.get("GATEWAY_REDIS_URL", {})
     assert "GATEWAY_REDIS_URL" not in rendered.config
-    assert not re.search(r"\b(rediss?|unix)://", rendered.text)
+    assert not re.search(r"\b(rediss?(-cluster|-sentinel)?|unix)://", rendered.text)
 
 
 def test_without_auth_secret_nothing_is_mounted_and_notes_warn(render: Render) -> None:

@@ -22,6 +22,7 @@ SHARED_CACHE_SETTINGS = {
     "redis_password_file",
     "redis_key_prefix",
     "redis_timeout_seconds",
+    "redis_ca_file",
     "cache_encryption_key_file",
 }
 # The trusted documents', which come from `persistedDocuments` only (`config` refuses them).
@@ -199,6 +200,7 @@ def test_a_config_change_rolls_the_pods_and_nothing_else_does(render: Render) ->
             ]
         },
         {"extraEnv": [{"name": "GATEWAY_CACHE_ENCRYPTION_KEY_FILE", "value": "/tmp/keys"}]},
+        {"extraEnv": [{"name": "GATEWAY_REDIS_CA_FILE", "value": "/tmp/ca.crt"}]},
         {"sharedCache": {"url": "redis://:s3cret@valkey:6379"}},
         {"sharedCache": {"password": "s3cret"}},
         {"sharedCache": {"enabled": "yes"}},
@@ -208,6 +210,11 @@ def test_a_config_change_rolls_the_pods_and_nothing_else_does(render: Render) ->
         {"sharedCache": {"port": 0}},
         {"sharedCache": {"port": "6379"}},
         {"sharedCache": {"egressTo": {"podSelector": {}}}},
+        {"sharedCache": {"caBundle": "-----BEGIN CERTIFICATE-----"}},
+        {"sharedCache": {"caSecret": 1}},
+        {"sharedCache": {"caSecret": ["valkey-ca"]}},
+        {"sharedCache": {"caSecretKey": "certs/ca.crt"}},
+        {"sharedCache": {"caMountPath": "shared-cache-ca"}},
     ],
     ids=lambda v: json.dumps(v)[:60],
 )
@@ -235,6 +242,7 @@ def test_schema_rejects(chart: helm.Chart, render: Render, values: dict[str, Any
         {"sharedCache": {"enabled": True, "existingSecret": "gateway-shared-cache"}},
         {"sharedCache": {"passwordInSecret": False, "timeoutSeconds": 0.25}},
         {"sharedCache": {"port": 6380, "egressTo": [{"ipBlock": {"cidr": "10.0.32.0/20"}}]}},
+        {"sharedCache": {"caSecret": "valkey-ca", "caSecretKey": "ca.pem"}},
     ],
     ids=lambda v: json.dumps(v)[:60],
 )

@@ -93,6 +93,13 @@ GATEWAY_CACHE_ENCRYPTION_KEY_FILE): the Secret's keys of the same names.
 {{- end }}
 
 {{/*
+Path of the mounted private CA bundle (GATEWAY_REDIS_CA_FILE): the CA Secret's key.
+*/}}
+{{- define "proxy-session-gateway.redisCaFile" -}}
+{{- printf "%s/%s" (.Values.sharedCache.caMountPath | trimSuffix "/") .Values.sharedCache.caSecretKey }}
+{{- end }}
+
+{{/*
 Non-empty when the shared cache layer's Secret has keys to mount as files. The volume is
 left out otherwise: a Secret volume with no `items` would project every key, redis-url too.
 */}}
@@ -132,6 +139,15 @@ Render-time checks: settings the chart derives Kubernetes fields from must agree
 {{- end }}
 {{- if and .enabled $.Values.auth.existingSecret (eq (.mountPath | trimSuffix "/") ($.Values.auth.mountPath | trimSuffix "/")) }}
 {{- fail (printf "sharedCache.mountPath (%s) must differ from auth.mountPath: a directory holds one mounted Secret" .mountPath) }}
+{{- end }}
+{{- if and .enabled .caSecret }}
+{{- $ca := .caMountPath | trimSuffix "/" }}
+{{- if and (include "proxy-session-gateway.sharedCacheFiles" $) (eq $ca (.mountPath | trimSuffix "/")) }}
+{{- fail (printf "sharedCache.caMountPath (%s) must differ from sharedCache.mountPath: a directory holds one mounted Secret" .caMountPath) }}
+{{- end }}
+{{- if and $.Values.auth.existingSecret (eq $ca ($.Values.auth.mountPath | trimSuffix "/")) }}
+{{- fail (printf "sharedCache.caMountPath (%s) must differ from auth.mountPath: a directory holds one mounted Secret" .caMountPath) }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}

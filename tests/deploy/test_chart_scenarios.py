@@ -49,6 +49,7 @@ def test_defaults_autoscale_and_keep_a_disruption_budget_only(render: Render) ->
     # Fleet mode is off: no shared layer.
     assert not [n for n in rendered.env if n.startswith("GATEWAY_REDIS_")]
     assert "GATEWAY_CACHE_ENCRYPTION_KEY_FILE" not in rendered.env
+    assert "GATEWAY_FLEET_MAX_REPLICAS" not in rendered.env
 
 
 def test_topology_spread_across_nodes_and_zones(render: Render) -> None:
@@ -145,6 +146,11 @@ def test_shared_cache_scenario(render: Render) -> None:
         "name": "GATEWAY_REDIS_TIMEOUT_SECONDS",
         "value": "0.1",
     }
+    # The chart's HPA (2 to 10 replicas) bounds the fleet.
+    assert env["GATEWAY_FLEET_MAX_REPLICAS"] == {
+        "name": "GATEWAY_FLEET_MAX_REPLICAS",
+        "value": "10",
+    }
     # No private CA: the system trust store.
     assert "GATEWAY_REDIS_CA_FILE" not in env
     assert rendered.config["GATEWAY_UPSTREAM_RATE_LIMIT"] == "20"
@@ -160,6 +166,33 @@ def test_shared_cache_scenario(render: Render) -> None:
             }
         ],
     }
+
+
+@pytest.mark.parametrize(
+    ("values", "wanted"),
+    [
+        ({}, "10"),
+        ({"autoscaling": {"maxReplicas": 4}, "replicaCount": 7}, "4"),
+        ({"autoscaling": {"enabled": False, "maxReplicas": 4}, "replicaCount": 7}, "7"),
+        ({"autoscaling": {"enabled": False}, "replicaCount": 0}, "1"),
+    ],
+    ids=["hpa-default", "hpa", "fixed-count", "scaled-to-zero"],
+)
+def test_the_fleet_s_bound_is_the_hpa_maximum_or_the_replica_count(
+    render: Render, values: dict[str, Any], wanted: str
+) -> None:
+    shared = {"sharedCache": {"enabled": True, "existingSecret": "gateway-shared-cache"}}
+    rendered = render(values | shared)
+    replicas = rendered.one("Deployment")["spec"].get("replicas")
+    hpas = rendered.all("HorizontalPodAutoscaler")
+
+    assert rendered.env["GATEWAY_FLEET_MAX_REPLICAS"]["value"] == wanted
+    assert [h["spec"]["maxReplicas"] for h in hpas] == (
+        [] if replicas is not None else [int(wanted)]
+    )
+    assert "GATEWAY_FLEET_MAX_REPLICAS" not in rendered.config
+    # Without the shared layer the gateway has no use for it.
+    assert "GATEWAY_FLEET_MAX_REPLICAS" not in render(values).env
 
 
 def test_otel_scenario(render: Render) -> None:

@@ -25,6 +25,9 @@ SHARED_CACHE_SETTINGS = {
     "redis_ca_file",
     "cache_encryption_key_file",
 }
+# Set by the chart in fleet mode from `autoscaling.maxReplicas` or `replicaCount` (`config`
+# refuses it).
+CHART_SET_SETTINGS = {"fleet_max_replicas"}
 # The trusted documents', which come from `persistedDocuments` only (`config` refuses them).
 PERSISTED_DOCUMENTS_SETTINGS = {"graphql_persisted_documents_file", "graphql_persisted_only"}
 
@@ -80,7 +83,9 @@ def test_schema_is_draft_07_with_descriptions_and_closed_objects(chart: helm.Cha
 def _settings_variables() -> list[str]:
     fields = Settings.model_fields
     assert set(fields) >= NOT_IN_CONFIG
-    excluded = NOT_IN_CONFIG | SHARED_CACHE_SETTINGS | PERSISTED_DOCUMENTS_SETTINGS
+    excluded = (
+        NOT_IN_CONFIG | SHARED_CACHE_SETTINGS | CHART_SET_SETTINGS | PERSISTED_DOCUMENTS_SETTINGS
+    )
     return [f"GATEWAY_{name.upper()}" for name in fields if name not in excluded]
 
 
@@ -201,6 +206,8 @@ def test_a_config_change_rolls_the_pods_and_nothing_else_does(render: Render) ->
         },
         {"extraEnv": [{"name": "GATEWAY_CACHE_ENCRYPTION_KEY_FILE", "value": "/tmp/keys"}]},
         {"extraEnv": [{"name": "GATEWAY_REDIS_CA_FILE", "value": "/tmp/ca.crt"}]},
+        *({"config": {f"GATEWAY_{name.upper()}": "4"}} for name in sorted(CHART_SET_SETTINGS)),
+        {"extraEnv": [{"name": "GATEWAY_FLEET_MAX_REPLICAS", "value": "4"}]},
         {"sharedCache": {"url": "redis://:s3cret@valkey:6379"}},
         {"sharedCache": {"password": "s3cret"}},
         {"sharedCache": {"enabled": "yes"}},

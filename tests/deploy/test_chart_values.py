@@ -99,6 +99,7 @@ def _distinct_values(names: list[str]) -> dict[str, str]:
         "GATEWAY_SHUTDOWN_GRACE_SECONDS": "21",
         "GATEWAY_GRAPHQL_INTROSPECTION": "true",
         "GATEWAY_GRAPHIQL": "true",
+        "GATEWAY_UPSTREAM_RATE_RESERVE": "0.3",
     }
     return {name: special.get(name, str(1001 + n)) for n, name in enumerate(names)}
 
@@ -150,10 +151,17 @@ def test_the_rate_limit_and_stale_while_revalidate_apply_without_the_shared_laye
     )
 
     assert defaults.config["GATEWAY_UPSTREAM_RATE_LIMIT"] == "0"
+    assert defaults.config["GATEWAY_UPSTREAM_RATE_RESERVE"] == "0.2"
     assert defaults.config["GATEWAY_STALE_WHILE_REVALIDATE_SECONDS"] == "0"
     assert rendered.config["GATEWAY_UPSTREAM_RATE_LIMIT"] == "50"
     assert rendered.config["GATEWAY_STALE_WHILE_REVALIDATE_SECONDS"] == "2.5"
     assert not [name for name in rendered.env if name.startswith("GATEWAY_")]
+
+
+def test_the_rate_reserve_default_is_the_gateway_s(chart: helm.Chart) -> None:
+    reserve = chart.values["config"]["GATEWAY_UPSTREAM_RATE_RESERVE"]
+
+    assert float(reserve) == Settings.model_fields["upstream_rate_reserve"].default
 
 
 def test_a_future_setting_needs_no_chart_change(render: Render) -> None:
@@ -208,6 +216,8 @@ def test_a_config_change_rolls_the_pods_and_nothing_else_does(render: Render) ->
         {"extraEnv": [{"name": "GATEWAY_REDIS_CA_FILE", "value": "/tmp/ca.crt"}]},
         *({"config": {f"GATEWAY_{name.upper()}": "4"}} for name in sorted(CHART_SET_SETTINGS)),
         {"extraEnv": [{"name": "GATEWAY_FLEET_MAX_REPLICAS", "value": "4"}]},
+        {"config": {"GATEWAY_UPSTREAM_RATE_RESERVE": "1"}},
+        {"config": {"GATEWAY_UPSTREAM_RATE_RESERVE": "20%"}},
         {"sharedCache": {"url": "redis://:s3cret@valkey:6379"}},
         {"sharedCache": {"password": "s3cret"}},
         {"sharedCache": {"enabled": "yes"}},
@@ -250,6 +260,8 @@ def test_schema_rejects(chart: helm.Chart, render: Render, values: dict[str, Any
         {"sharedCache": {"passwordInSecret": False, "timeoutSeconds": 0.25}},
         {"sharedCache": {"port": 6380, "egressTo": [{"ipBlock": {"cidr": "10.0.32.0/20"}}]}},
         {"sharedCache": {"caSecret": "valkey-ca", "caSecretKey": "ca.pem"}},
+        {"config": {"GATEWAY_UPSTREAM_RATE_RESERVE": "0"}},
+        {"config": {"GATEWAY_UPSTREAM_RATE_RESERVE": "0.25"}},
     ],
     ids=lambda v: json.dumps(v)[:60],
 )

@@ -276,6 +276,22 @@ def test_the_networkpolicy_lets_fleet_mode_reach_the_shared_layer_port_only(
     assert "NetworkPolicy" not in without_policy.kinds
 
 
+def test_the_networkpolicy_opens_the_sentinels_port_too_when_listed(render: Render) -> None:
+    valkey = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "valkey"}}}
+    shared = {
+        "enabled": True,
+        "existingSecret": "gateway-shared-cache",
+        "extraPorts": [26379],
+        "egressTo": [valkey],
+    }
+    rendered = render({"networkPolicy": {"enabled": True}, "sharedCache": shared})
+
+    assert rendered.one("NetworkPolicy")["spec"]["egress"][-1] == {
+        "ports": [{"port": 6379, "protocol": "TCP"}, {"port": 26379, "protocol": "TCP"}],
+        "to": [valkey],
+    }
+
+
 def test_ingress_scenario(render: Render) -> None:
     ingress = render(scenario("ingress")).one("Ingress")
     spec = ingress["spec"]

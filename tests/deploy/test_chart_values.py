@@ -232,6 +232,10 @@ def test_a_config_change_rolls_the_pods_and_nothing_else_does(render: Render) ->
         {"sharedCache": {"caSecret": ["valkey-ca"]}},
         {"sharedCache": {"caSecretKey": "certs/ca.crt"}},
         {"sharedCache": {"caMountPath": "shared-cache-ca"}},
+        {"sharedCache": {"extraPorts": 26379}},
+        {"sharedCache": {"extraPorts": ["26379"]}},
+        {"sharedCache": {"extraPorts": [0]}},
+        {"sharedCache": {"extraPorts": [26379, 26379]}},
     ],
     ids=lambda v: json.dumps(v)[:60],
 )
@@ -260,6 +264,7 @@ def test_schema_rejects(chart: helm.Chart, render: Render, values: dict[str, Any
         {"sharedCache": {"passwordInSecret": False, "timeoutSeconds": 0.25}},
         {"sharedCache": {"port": 6380, "egressTo": [{"ipBlock": {"cidr": "10.0.32.0/20"}}]}},
         {"sharedCache": {"caSecret": "valkey-ca", "caSecretKey": "ca.pem"}},
+        {"sharedCache": {"extraPorts": [26379]}},
         {"config": {"GATEWAY_UPSTREAM_RATE_RESERVE": "0"}},
         {"config": {"GATEWAY_UPSTREAM_RATE_RESERVE": "0.25"}},
     ],

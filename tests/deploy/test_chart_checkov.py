@@ -77,13 +77,18 @@ def _excused(check: str, resource: str) -> bool:
 def scans(render: Render, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Scan]:
     """checkov over the defaults, over a hardened release: the NetworkPolicy scenario plus
     every `fixedBy` of the skip list, with those checks no longer skipped, and over that
-    release in fleet mode, with every Secret the chart can take."""
+    release in fleet mode, with every Secret the chart can take (the private CA's too)."""
     if not CHECKOV.exists():
         pytest.fail(f"{CHECKOV} is missing: run `make install`")
     root = tmp_path_factory.mktemp("checkov")
     global_skips = [s for s in SKIPS if not s.resource]
     hardened = merged(scenario("networkpolicy"), *(s.fixed_by for s in SKIPS if s.fixed_by))
-    fleet = merged(hardened, scenario("existing-secret"), scenario("shared-cache"))
+    fleet = merged(
+        hardened,
+        scenario("existing-secret"),
+        scenario("shared-cache"),
+        scenario("shared-cache-tls-cluster"),
+    )
     unfixable = [s.id for s in global_skips if not s.fixed_by]
     return {
         "defaults": _checkov(render(), root / "defaults", [s.id for s in global_skips]),

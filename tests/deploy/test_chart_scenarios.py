@@ -21,6 +21,7 @@ def test_one_ci_scenario_per_feature() -> None:
         "no-autoscaling",
         "alerts-and-dashboard",
         "shared-cache",
+        "shared-cache-tls-cluster",
     }
 
 
@@ -166,6 +167,41 @@ def test_shared_cache_scenario(render: Render) -> None:
             }
         ],
     }
+
+
+def test_shared_cache_tls_cluster_scenario(render: Render) -> None:
+    values = scenario("shared-cache-tls-cluster")
+    rendered = render(values)
+    env = rendered.env
+    (volume,) = [v for v in rendered.pod["volumes"] if v["name"] == "shared-cache-ca"]
+    (mount,) = [m for m in rendered.container["volumeMounts"] if m["name"] == "shared-cache-ca"]
+
+    # The private CA: its Secret's ca.crt only, a read-only file the variable points at.
+    assert volume["secret"] == {
+        "secretName": "valkey-ca",
+        "defaultMode": 0o440,
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
+    assert mount == {
+        "name": "shared-cache-ca",
+        "mountPath": "/var/run/secrets/shared-cache-ca",
+        "readOnly": True,
+    }
+    assert env["GATEWAY_REDIS_CA_FILE"] == {
+        "name": "GATEWAY_REDIS_CA_FILE",
+        "value": "/var/run/secrets/shared-cache-ca/ca.crt",
+    }
+    # The fleet's bound is the HPA's maximum.
+    assert values["autoscaling"]["enabled"] is True
+    assert rendered.one("HorizontalPodAutoscaler")["spec"]["maxReplicas"] == 6
+    assert env["GATEWAY_FLEET_MAX_REPLICAS"] == {"name": "GATEWAY_FLEET_MAX_REPLICAS", "value": "6"}
+    assert rendered.config["GATEWAY_UPSTREAM_RATE_LIMIT"] == "20"
+    assert rendered.config["GATEWAY_UPSTREAM_RATE_RESERVE"] == "0.25"
+    assert env["GATEWAY_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "gateway-shared-cache",
+        "key": "redis-url",
+    }
+    assert "WARNING" not in rendered.notes
 
 
 @pytest.mark.parametrize(

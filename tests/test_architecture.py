@@ -42,7 +42,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("app.service",),
     ("app.cache", "app.upstream", "app.shared"),
     ("app.domain",),
-    ("app.settings", "app.runtime", "app"),
+    ("app.settings",),
+    ("app.redis_target", "app.runtime", "app"),
 )
 """The house, top floor first: a module imports only from its own floor's package or below.
 

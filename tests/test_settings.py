@@ -69,6 +69,12 @@ def _run_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         ("GATEWAY_GRAPHIQL", "perhaps"),
         ("GATEWAY_BOTOCORE_TUNING", "partly"),
         ("GATEWAY_REDIS_URL", "http://cache:6379"),
+        ("GATEWAY_REDIS_URL", "redis+sentinel://cache:26379/psgw"),
+        ("GATEWAY_REDIS_URL", "redis-sentinel://cache:26379"),
+        ("GATEWAY_REDIS_URL", "redis-cluster://cache:port"),
+        ("GATEWAY_REDIS_CA_FILE", "/nonexistent/ca.pem"),
+        ("GATEWAY_FLEET_MAX_REPLICAS", "0"),
+        ("GATEWAY_UPSTREAM_RATE_RESERVE", "1"),
         ("GATEWAY_REDIS_TIMEOUT_SECONDS", "0"),
         ("GATEWAY_REDIS_PASSWORD_FILE", "/nonexistent/password"),
         ("GATEWAY_CACHE_ENCRYPTION_KEY_FILE", "/nonexistent/keys"),
@@ -115,6 +121,21 @@ def test_no_region_at_all_stops_the_process_saying_so() -> None:
 
     assert result.returncode != 0
     assert "AWS_REGION" in result.stdout + result.stderr
+
+
+def test_a_reserve_leaving_the_shared_window_no_call_stops_the_process() -> None:
+    result = _run_with(
+        {
+            "GATEWAY_REDIS_URL": "redis://127.0.0.1:9/0",
+            "GATEWAY_UPSTREAM_RATE_LIMIT": "1",
+            "GATEWAY_UPSTREAM_RATE_RESERVE": "0.2",
+        }
+    )
+
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "GATEWAY_UPSTREAM_RATE_RESERVE" in lines[0]
 
 
 def test_a_redis_url_is_never_echoed() -> None:

@@ -19,7 +19,7 @@ from types import FrameType
 from typing import Any
 
 from bench import cases, fleet, floods, report, traces
-from bench.context import Bench, BenchConfig
+from bench.context import TOPOLOGIES, Bench, BenchConfig, Topology
 from bench.processes import Pinning, Processes, core_times, detect_pinning
 from harness import ROOT
 
@@ -37,6 +37,11 @@ CASES: dict[str, Callable[[Bench], report.CaseResult]] = {
     "swr": fleet.run_swr,
     "traced_hit": traces.run_traced_hit,
     "traced_hit_sampled": traces.run_traced_hit_sampled,
+}
+# Cases run once per shared-layer topology, as `<case>` and `<case>_<topology>` side by side.
+ACROSS_TOPOLOGIES: dict[str, Callable[[Bench, Topology], report.CaseResult]] = {
+    "fleet_calls": fleet.run_fleet_calls,
+    "fleet_l2_hit": fleet.run_fleet_l2_hit,
 }
 # ~2 minutes: shorter runs, one round, a memory flood of 2x a smaller cache bound, and
 # fewer stale-while-revalidate keys.
@@ -71,7 +76,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         " default is 0.1)",
     )
     parser.add_argument(
-        "--cases", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}"
+        "--cases",
+        default=",".join(CASES),
+        help=f"comma-separated subset of {','.join(CASES)}; {', '.join(ACROSS_TOPOLOGIES)} run"
+        f" on each shared-layer topology ({', '.join(t.name for t in TOPOLOGIES)})",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON and PNG")
     args = parser.parse_args(argv)
@@ -88,6 +96,20 @@ def build_config(args: argparse.Namespace) -> BenchConfig:
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     return BenchConfig(connections=args.connections, **values)
+
+
+def runs(name: str) -> list[tuple[str, Callable[[Bench], report.CaseResult]]]:
+    """What the case `name` runs, by the name of its row: itself, or itself on each topology."""
+    across = ACROSS_TOPOLOGIES.get(name)
+    if across is None:
+        return [(name, CASES[name])]
+    return [(name + topology.suffix, _on(across, topology)) for topology in TOPOLOGIES]
+
+
+def _on(
+    case: Callable[[Bench, Topology], report.CaseResult], topology: Topology
+) -> Callable[[Bench], report.CaseResult]:
+    return lambda bench: case(bench, topology)
 
 
 def machine(pinning: Pinning) -> dict[str, Any]:
@@ -157,10 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp, Processes(pinning) as procs:
             bench = Bench(procs, config, Path(tmp))
-            for name in args.cases.split(","):
+            for name, run in (row for case in args.cases.split(",") for row in runs(case)):
                 print(f"{name} ...", flush=True)
                 try:
-                    results[name] = CASES[name](bench)
+                    results[name] = run(bench)
                 except Exception as exc:  # report it, then run the other cases
                     results[name] = f"{type(exc).__name__}: {exc}"
     except KeyboardInterrupt:

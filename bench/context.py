@@ -6,10 +6,12 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from bench.processes import Processes
 from harness import sample
 from harness.redis import RedisServer
+from harness.redis_topologies import RedisCluster
 from harness.servers import Server, start_emulator, start_gateway
 
 VC = sample.VOICE_CONNECTOR_ID
@@ -26,6 +28,31 @@ FULL_QUERY = (
     " numberSelectionBehavior geoMatchLevel geoMatchParams { country areaCode } } }"
 )
 DEFAULT_CACHE_BOUND = 10_000  # the gateway's GATEWAY_CACHE_MAX_ENTRIES default
+SharedLayer = RedisServer | RedisCluster
+
+
+class Topology(NamedTuple):
+    """The shape of fleet mode's shared layer: one redis-server, or a Redis Cluster of
+    `masters` nodes (no replicas)."""
+
+    name: str
+    masters: int = 0
+
+    @property
+    def described(self) -> str:
+        """The layer, for the report."""
+        return f"a {self.masters}-master cluster" if self.masters else "one redis-server"
+
+    @property
+    def suffix(self) -> str:
+        """What a case's name gets on this topology (nothing on one redis-server)."""
+        return f"_{self.name}" if self.masters else ""
+
+
+STANDALONE = Topology("standalone")
+CLUSTER = Topology("cluster", masters=3)
+# The topologies the fleet cases that compare them run on, in the report's order.
+TOPOLOGIES = (STANDALONE, CLUSTER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +136,14 @@ class Bench:
         self.procs.adopt(server.process)
         return server
 
-    def redis(self) -> RedisServer:
-        """A fresh redis-server (on the load core, as the bench itself runs there); the case
-        cleans it up."""
-        return RedisServer(log=self.path("redis", ".log")).start()
+    def redis(self, topology: Topology = STANDALONE) -> SharedLayer:
+        """A fresh shared layer of `topology` (on the load core, as the bench itself runs
+        there); the case cleans it up."""
+        if not topology.masters:
+            return RedisServer(log=self.path("redis", ".log")).start()
+        logs = self.path(f"redis-{topology.name}", "")
+        logs.mkdir()
+        return RedisCluster(topology.masters, log_dir=logs).start()
 
     def stop(self, *servers: Server) -> None:
         """Stop servers a case is done with."""

@@ -1,6 +1,6 @@
-"""Fleet mode's cases: replicas sharing one redis-server, their upstream calls counted at the
-emulator; the in-process hit with and without the shared layer; a hit in the shared layer;
-and stale-while-revalidate against a miss."""
+"""Fleet mode's cases: replicas sharing one redis-server or a Redis Cluster, their upstream
+calls counted at the emulator; the in-process hit with and without the shared layer; a hit in
+the shared layer, on either topology; and stale-while-revalidate against a miss."""
 
 from __future__ import annotations
 
@@ -20,10 +20,19 @@ from redis import Redis
 
 from bench import wrk
 from bench.cases import pair
-from bench.context import HIT_PS, MISS_PREFIX, SESSION_PATH, VC, Bench
+from bench.context import (
+    HIT_PS,
+    MISS_PREFIX,
+    SESSION_PATH,
+    STANDALONE,
+    VC,
+    Bench,
+    SharedLayer,
+    Topology,
+)
 from bench.report import listed
 from bench.results import FleetCallsResult, KeyReads, PairResult, SwrResult
-from harness.redis import RedisServer
+from harness.redis_topologies import RedisCluster
 from harness.servers import Server
 
 SHARED = "proxy-gateway-shared"
@@ -63,17 +72,17 @@ def outcome_kind(cache_status: str) -> str:
     return f"{where}: {_TTL.sub('', rest) or '-'}"
 
 
-def run_fleet_calls(bench: Bench) -> FleetCallsResult:
-    """Upstream calls of replicas sharing one redis-server: a stampede on one new key spread
-    over them, then new keys each read once on every replica, in turn and all at once."""
+def run_fleet_calls(bench: Bench, topology: Topology = STANDALONE) -> FleetCallsResult:
+    """Upstream calls of replicas sharing a layer of `topology`: a stampede on one new key
+    spread over them, then new keys each read once on every replica, in turn and all at once."""
     config = bench.config
     salt = secrets.token_hex(4)
-    redis = bench.redis()
+    redis = bench.redis(topology)
     try:
         with (
             _replicas(
                 bench,
-                "gateway-fleet",
+                f"gateway-fleet{topology.suffix}",
                 config.fleet_replicas,
                 redis,
                 {"GATEWAY_REDIS_TIMEOUT_SECONDS": f"{config.fleet_redis_timeout:g}"},
@@ -112,6 +121,7 @@ def run_fleet_calls(bench: Bench) -> FleetCallsResult:
         at_once=at_once,
         shared_failures=dict(failures),
         redis_timeout_s=config.fleet_redis_timeout,
+        topology=topology.described,
     )
 
 
@@ -182,21 +192,24 @@ def run_fleet_hit(bench: Bench) -> PairResult:
     return result
 
 
-def run_fleet_l2_hit(bench: Bench) -> PairResult:
-    """A hit in the shared layer (a miss in-process) against the in-process hit, on one
-    replica keeping a single entry of its own, cycling over keys another replica filled."""
+def run_fleet_l2_hit(bench: Bench, topology: Topology = STANDALONE) -> PairResult:
+    """A hit in a shared layer of `topology` (a miss in-process) against the in-process hit,
+    on one replica keeping a single entry of its own, cycling over keys another replica
+    filled."""
     config = bench.config
     salt = secrets.token_hex(4)
     settings = {"GATEWAY_CACHE_TTL_SECONDS": str(LONG_TTL_SECONDS)}
     keys = [f"l2-{n}-{salt}" for n in range(config.l2_keys)]
     paths = [MISS_PREFIX + key for key in keys]
-    redis = bench.redis()
+    name = f"gateway-l2{topology.suffix}"
+    redis = bench.redis(topology)
     try:
-        with _replicas(bench, "gateway-l2-filler", 1, redis, settings, load_core=True) as (filler,):
+        with _replicas(bench, f"{name}-filler", 1, redis, settings, load_core=True) as (filler,):
             retried = _fill_shared(bench, filler, paths)
+            fill_failures = _shared_failures(filler)
         one_entry = {**settings, "GATEWAY_CACHE_MAX_ENTRIES": "1"}
         with (
-            _replicas(bench, "gateway-l2", 1, redis, one_entry, load_core=False) as (measured,),
+            _replicas(bench, name, 1, redis, one_entry, load_core=False) as (measured,),
             _admin(bench) as admin,
             _counter(redis) as commands,
         ):
@@ -210,7 +223,7 @@ def run_fleet_l2_hit(bench: Bench) -> PairResult:
             calls = _calls(admin)
             result = pair(
                 bench,
-                "fleet_l2_hit",
+                f"fleet_l2_hit{topology.suffix}",
                 "l1_hit",
                 (measured, measured.url, script),
                 (measured, hit_url, None),
@@ -219,10 +232,11 @@ def run_fleet_l2_hit(bench: Bench) -> PairResult:
     finally:
         redis.cleanup()
     result.notes += [
-        f"the case cycles over {len(keys)} keys another replica stored in Redis; the replica"
-        " keeps 1 entry of its own (GATEWAY_CACHE_MAX_ENTRIES=1), so each request misses"
-        " in-process, reads Redis, and evicts the entry the request before kept; filling them"
-        f" took {retried} second tries (Redis not answering the filler in time)",
+        f"the case cycles over {len(keys)} keys another replica stored in {topology.described};"
+        " the replica keeps 1 entry of its own (GATEWAY_CACHE_MAX_ENTRIES=1), so each request"
+        " misses in-process, reads Redis, and evicts the entry the request before kept; filling"
+        f" them took {retried} second tries (the filler's shared-layer operations that failed:"
+        f" {listed(fill_failures) or 'none'})",
         f"{per_probe:.2f} Redis commands a request over {PROBES} probes one at a time"
         f" ({listed(_outcomes(probes))}); {upstream} upstream calls while measuring"
         " (a shared-layer operation that fails sends its request upstream); both sides are the"
@@ -381,13 +395,14 @@ def _replicas(
     bench: Bench,
     name: str,
     count: int,
-    redis: RedisServer,
+    redis: SharedLayer,
     settings: dict[str, str] | None = None,
     *,
     load_core: bool | None = None,
 ) -> Iterator[list[Server]]:
-    """`count` gateways in fleet mode on `redis`: on the server core (`load_core` False), the
-    load core (True), or alternating between the two (None); all stopped on leaving."""
+    """`count` gateways in fleet mode sharing the layer `redis`: on the server core
+    (`load_core` False), the load core (True), or alternating between the two (None); all
+    stopped on leaving."""
     shared = {"GATEWAY_REDIS_URL": redis.url, **(settings or {})}
     with _gateways(bench, name, count, shared, load_core) as replicas:
         yield replicas
@@ -413,19 +428,28 @@ def _gateways(
 
 
 @contextlib.contextmanager
-def _counter(redis: RedisServer) -> Iterator[Callable[[], int]]:
-    """A function giving the commands Redis processed so far, from others than itself."""
-    with Redis.from_url(redis.url) as client:
-        own = 0
+def _counter(redis: SharedLayer) -> Iterator[Callable[[], int]]:
+    """A function giving the commands the layer's servers processed so far, from others
+    than itself."""
+    nodes = redis.nodes if isinstance(redis, RedisCluster) else [redis]
+    with contextlib.ExitStack() as stack:
+        readers = [_processed(stack.enter_context(Redis.from_url(node.url))) for node in nodes]
+        yield lambda: sum(read() for read in readers)
 
-        def processed() -> int:
-            nonlocal own
-            stats = client.info("stats")
-            own += 1  # INFO counts once it has answered: the next reading holds this one
-            return int(stats["total_commands_processed"]) - (own - 1)
 
-        processed()  # connected (the handshake's commands out of the count)
-        yield processed
+def _processed(client: Redis) -> Callable[[], int]:
+    """A function giving the commands `client`'s server processed so far, from others than
+    `client`."""
+    own = 0
+
+    def processed() -> int:
+        nonlocal own
+        stats = client.info("stats")
+        own += 1  # INFO counts once it has answered: the next reading holds this one
+        return int(stats["total_commands_processed"]) - (own - 1)
+
+    processed()  # connected (the handshake's commands out of the count)
+    return processed
 
 
 async def _get_all(urls: Sequence[str], concurrency: int, headers: dict[str, str]) -> list[Answer]:

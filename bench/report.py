@@ -93,7 +93,7 @@ def rows(results: dict[str, CaseResult]) -> list[tuple[str, ...]]:
         elif isinstance(result, FleetCallsResult):
             table.append(
                 (
-                    f"{name} ({result.replicas} replicas)",
+                    f"{name} ({result.replicas} replicas, {result.topology})",
                     DASH,
                     DASH,
                     DASH,
@@ -195,6 +195,8 @@ def notes(result: CaseResult) -> list[str]:
 def fleet_calls_notes(result: FleetCallsResult) -> list[str]:
     """The lines under the fleet's upstream calls."""
     lines = [
+        f"{result.calls_per_key:.2f} upstream calls per key over the three parts (the bar: 1),"
+        f" {result.replicas} replicas sharing {result.topology}",
         f"stampede: {result.stampede_requests} requests at once on one new key, spread over"
         f" {result.replicas} replicas, upstream delayed {result.stampede_delay_s:g} s once:"
         f" {result.stampede_calls} upstream call(s), statuses {result.stampede_statuses},"

@@ -209,7 +209,7 @@ class KeyReads:
 
 @dataclass(frozen=True, slots=True)
 class FleetCallsResult:
-    """Upstream calls made by replicas sharing one redis-server, counted at the emulator:
+    """Upstream calls made by replicas sharing one layer, counted at the emulator:
     a stampede on one new key spread over the replicas, then new keys read on every replica,
     one replica after the other (`in_turn`) and all at once (`at_once`)."""
 
@@ -227,6 +227,8 @@ class FleetCallsResult:
     shared_failures: dict[str, int]
     # The replicas' GATEWAY_REDIS_TIMEOUT_SECONDS.
     redis_timeout_s: float = 0.1
+    # The shared layer: one redis-server or a cluster (see bench.context.Topology).
+    topology: str = "one redis-server"
 
     @property
     def calls_per_key(self) -> float:

@@ -5,9 +5,13 @@ No benchmark runs here: `make bench` measures speed, never a test.
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
+from bench import __main__ as cli
 from bench import wrk
+from bench.context import CLUSTER, STANDALONE, Bench, Topology
 from bench.fleet import outcome_kind
 from bench.report import format_ms, rows
 from bench.results import KeyReads, MemoryResult, PairResult, Run, StampedeResult, WrkResult
@@ -197,3 +201,30 @@ def test_key_reads_pass_only_with_one_call_a_key_and_every_answer_a_200() -> Non
     assert good.total == 2
     assert not twice.passed(replicas=4)
     assert not failed.passed(replicas=4)
+
+
+def test_a_topology_names_its_layer_and_the_rows_measured_on_it() -> None:
+    assert (STANDALONE.suffix, STANDALONE.described) == ("", "one redis-server")
+    assert (CLUSTER.suffix, CLUSTER.described) == ("_cluster", "a 3-master cluster")
+
+
+def test_the_fleet_cases_compared_across_topologies_run_once_on_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[Topology] = []
+
+    def case(bench: Bench, topology: Topology) -> str:
+        seen.append(topology)
+        return topology.name
+
+    monkeypatch.setitem(cli.ACROSS_TOPOLOGIES, "fleet_calls", case)
+    planned = cli.runs("fleet_calls")
+    results = {name: run(cast(Bench, None)) for name, run in planned}
+
+    assert results == {"fleet_calls": "standalone", "fleet_calls_cluster": "cluster"}
+    assert seen == [STANDALONE, CLUSTER]
+    assert [name for name, _ in cli.runs("fleet_l2_hit")] == [
+        "fleet_l2_hit",
+        "fleet_l2_hit_cluster",
+    ]
+    assert [name for name, _ in cli.runs("fleet_hit")] == ["fleet_hit"]

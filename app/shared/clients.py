@@ -6,6 +6,9 @@ and what to do when the layer fails."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -50,7 +53,7 @@ def connect(
     if target.tls and settings.redis_ca_file is not None:
         options["ssl_ca_certs"] = str(settings.redis_ca_file)
     if target.topology == "cluster":
-        return _cluster(target, options, listening)
+        return _cluster(target, options)
     if target.topology == "sentinel":
         return _sentinel(target, options)
     if listening:
@@ -58,15 +61,12 @@ def connect(
     return Redis.from_url(target.url, **options)
 
 
-def _cluster(target: RedisTarget, options: dict[str, Any], listening: bool) -> RedisCluster:
+def _cluster(target: RedisTarget, options: dict[str, Any]) -> RedisCluster:
     if target.username is not None:
         options["username"] = target.username
     return RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
         ssl=target.tls,
-        # A client that cannot reach a slot's node fails the operation (the guard counts it)
-        # rather than retrying for seconds on the request path.
-        cluster_error_retry_attempts=1 if not listening else 3,
         **options,
     )
 
@@ -88,3 +88,39 @@ def _sentinel(target: RedisTarget, options: dict[str, Any]) -> Redis:
     )
     client: Redis = sentinels.master_for(target.service or "", db=target.db)
     return client
+
+
+class Once:
+    """Runs `work` until it has succeeded once; callers meanwhile wait for the one run, which
+    a caller's own time limit never cancels (a Cluster client must discover its slots once,
+    before concurrent first commands race to do it, half-done)."""
+
+    def __init__(self, work: Callable[[], Awaitable[object]]) -> None:
+        self._work = work
+        self._done = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def __call__(self) -> None:
+        """Return once `work` has succeeded; raise what its latest run raised."""
+        if self._done:
+            return
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+            # Retrieved here, should every caller have given up waiting for it.
+            self._task.add_done_callback(_retrieve)
+        await asyncio.shield(self._task)
+
+    async def _run(self) -> None:
+        await self._work()
+        self._done = True
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        with contextlib.suppress(Exception):
+            task.exception()
+
+
+def first_use(client: Any) -> Once | None:
+    """What a client must do once before its first command (a Cluster: find its slots)."""
+    return Once(client.initialize) if isinstance(client, RedisCluster) else None

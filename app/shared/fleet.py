@@ -7,6 +7,8 @@ client for the topology `GATEWAY_REDIS_URL` names (`clients.connect`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -18,7 +20,7 @@ from opentelemetry import trace
 from app.domain.types import SessionKey
 from app.settings import Settings
 from app.shared.callers import FleetCallerRates, LocalRates
-from app.shared.clients import connect
+from app.shared.clients import Once, connect, first_use
 from app.shared.codec import Codec, Lifetimes
 from app.shared.guard import Guard, SharedObserver
 from app.shared.keyring import Keyring
@@ -29,6 +31,8 @@ from app.shared.replicas import Replicas
 
 log = logging.getLogger(__name__)
 
+WARM_SECONDS = 5.0
+"""How long the start-up may spend making the client ready in the background."""
 MAX_CONNECTIONS = 128
 """Command connections per process (beyond them an operation fails and counts as one)."""
 
@@ -62,7 +66,11 @@ class Fleet:
         self._listener = connect(target, settings, max_connections=4, listening=True)
         sharded = target.topology == "cluster"  # SSUBSCRIBE/SPUBLISH: a Cluster's pub/sub
         prefix = settings.redis_key_prefix
-        self.guard = Guard(settings.redis_timeout_seconds, observer, tracer=tracer)
+        self._first_use = first_use(self._commands)
+        self._warming: asyncio.Task[None] | None = None
+        self.guard = Guard(
+            settings.redis_timeout_seconds, observer, tracer=tracer, prepare=self._first_use
+        )
         keys = settings.encryption_keys
         keyring = Keyring(keys) if keys else None
         channel = prefix + "events"
@@ -126,9 +134,19 @@ class Fleet:
         self.notices.start()
         if self.replicas is not None:
             self.replicas.start()
+        if self._first_use is not None:
+            # Before the first request, when it can: a first command then finds it done.
+            self._warming = asyncio.create_task(self._warm(self._first_use))
+
+    async def _warm(self, first_use: Once) -> None:
+        with contextlib.suppress(Exception):  # the first operations try again, and count it
+            async with asyncio.timeout(WARM_SECONDS):
+                await first_use()
 
     async def close(self) -> None:
         """Stop the background work and close the connections."""
+        if self._warming is not None:
+            self._warming.cancel()
         await self.layer.close()
         await self.notices.close()
         self.guard.close()

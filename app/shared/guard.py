@@ -120,9 +120,13 @@ class Guard:
         observer: SharedObserver,
         clock: Callable[[], float] = time.monotonic,
         tracer: trace.Tracer | None = None,
+        prepare: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """`prepare` runs before every operation, within its time limit (it returns at once
+        once the client needs nothing more)."""
         self.timeout = timeout
         self._tracer = tracer
+        self._prepare = prepare
         self._observer = observer
         self._all = Breaker(clock)
         self._writes = Breaker(clock)
@@ -205,6 +209,8 @@ class Guard:
     async def _run(self, operation: Operation, call: Callable[[], Awaitable[T]], limit: float) -> T:
         try:
             async with asyncio.timeout(limit):
+                if self._prepare is not None:
+                    await self._prepare()
                 result = await call()
         except TimeoutError as exc:
             self.failed(operation, "timeout")

@@ -189,6 +189,8 @@ class SessionRecord:
         """
         try:
             member = orjson.loads(body)["ProxySession"]
+            if not _well_typed(member):
+                raise ValueError("a member of another type")
             for name in _TIMESTAMPS:
                 if name in member:
                     member[name] = datetime.fromisoformat(member[name])
@@ -201,6 +203,51 @@ class SessionRecord:
 
 
 _TIMESTAMPS = ("CreatedTimestamp", "UpdatedTimestamp", "EndedTimestamp")
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _texts(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _texts_by_name(value: object) -> bool:
+    return isinstance(value, dict) and all(isinstance(item, str) for item in value.values())
+
+
+def _participants(value: object) -> bool:
+    return isinstance(value, list) and all(_texts_by_name(item) for item in value)
+
+
+_MEMBER_TYPES = {
+    "VoiceConnectorId": _text,
+    "ProxySessionId": _text,
+    "Name": _text,
+    "Status": _text,
+    "ExpiryMinutes": _whole,
+    "Capabilities": _texts,
+    "CreatedTimestamp": _text,
+    "UpdatedTimestamp": _text,
+    "EndedTimestamp": _text,
+    "Participants": _participants,
+    "NumberSelectionBehavior": _text,
+    "GeoMatchLevel": _text,
+    "GeoMatchParams": _texts_by_name,
+}
+"""What each member of a rendered body holds (a body read back is input: checked first)."""
+
+
+def _well_typed(member: object) -> bool:
+    """Whether every known member of `member` has the type the gateway renders."""
+    return isinstance(member, dict) and all(
+        check(member[name]) for name, check in _MEMBER_TYPES.items() if name in member
+    )
 
 
 def measured_size(value: object) -> int:

@@ -44,9 +44,12 @@ Outcome = Literal["ok", "error", "timeout", "skipped", "refused"]
 refusal (full with `noeviction`, a read-only replica)."""
 
 WRITES: frozenset[Operation] = frozenset(
-    {"set", "lease", "renew", "release", "publish", "quota", "caller_rate", "heartbeat"}
+    {"set", "lease", "renew", "release", "quota", "caller_rate", "heartbeat"}
 )
 """Operations that change the server: a server refusing writes trips their breaker only."""
+STORES: frozenset[Operation] = frozenset({"set", "lease", "quota", "caller_rate", "heartbeat"})
+"""Writes that store something: only their success says the server takes writes again (a
+full server still expires and deletes keys; every server takes PUBLISH)."""
 
 REFUSALS = (OutOfMemoryError, ReadOnlyError, NoPermissionError)
 """Errors of a server that answers but will not change: full, a replica, an ACL."""
@@ -235,7 +238,7 @@ class Guard:
         """Record a success: the server answers (and takes writes, for a write)."""
         self._observer.shared_operation(operation, "ok")
         self._all.succeeded()
-        if operation in WRITES:
+        if operation in STORES:
             self._writes.succeeded()
             self._refusing.set(False)
         self._set_up(True)

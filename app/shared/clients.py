@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -58,7 +59,19 @@ def connect(
         return _sentinel(target, options)
     if listening:
         options["health_check_interval"] = 5
-    return Redis.from_url(target.url, **options)
+    url = target.url if settings.redis_password is None else _without_password(target.url)
+    return Redis.from_url(url, **options)
+
+
+def _without_password(url: str) -> str:
+    """`url` without the password in it: redis-py lets a URL's password win over the one
+    given beside it, and `GATEWAY_REDIS_PASSWORD_FILE` must win."""
+    parts = urlsplit(url)
+    userinfo, at, hostinfo = parts.netloc.rpartition("@")
+    if not at:
+        return url
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}@{hostinfo}" if user else hostinfo))
 
 
 def _cluster(target: RedisTarget, options: dict[str, Any]) -> RedisCluster:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,20 @@ def test_only_a_cluster_client_has_a_first_use() -> None:
     client = connect(settings.redis_target, settings, max_connections=1, listening=False)
 
     assert first_use(client) is None
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://:in-the-url@cache:6379/0", "rediss://app:in-the-url@cache:6380/1"]
+)
+def test_the_password_file_wins_over_a_password_in_the_url(url: str, tmp_path: Path) -> None:
+    password = tmp_path / "password"
+    password.write_text("from-the-file\n")
+    settings = Settings(redis_url=url, redis_password_file=password)
+    assert settings.redis_target is not None
+
+    client = connect(settings.redis_target, settings, max_connections=1, listening=False)
+
+    given = client.connection_pool.connection_kwargs
+    assert given["password"] == "from-the-file"
+    assert given["host"] == "cache"
+    assert given.get("username") == ("app" if "app" in url else None)

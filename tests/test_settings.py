@@ -37,6 +37,9 @@ def test_defaults_are_the_contracts(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.redis_key_prefix == "psgw:"
     assert settings.redis_timeout_seconds == 0.1
     assert settings.upstream_rate_limit == 0
+    assert settings.upstream_rate_reserve == 0.2
+    assert settings.fleet_max_replicas == 1
+    assert settings.redis_ca_file is None
     assert settings.stale_while_revalidate_seconds == 0
     assert settings.encryption_keys == ()
 

@@ -1,4 +1,4 @@
-"""Section 9's behaviours on the engines fleets run: a 3-master Redis Cluster, a primary found
+"""Fleet mode's behaviours on the engines fleets run: a 3-master Redis Cluster, a primary found
 through Sentinel (and followed through a failover), and TLS with a private CA. Real
 redis-server processes, three gateway replicas each, counted at the emulator."""
 
@@ -29,6 +29,9 @@ STATUS = "cache-status"
 SHARED_HIT = "proxy-gateway-shared; hit"
 FETCHED = "proxy-gateway-shared; fwd=miss; fwd-status=200; stored, proxy-gateway; fwd=miss; stored"
 RESUMES_WITHIN = 30.0
+RATE_LIMIT = 20
+SHARED_WINDOW = 16
+"""What the replicas that reach the layer share of RATE_LIMIT (the default 20 % reserve)."""
 
 
 @dataclass
@@ -94,6 +97,9 @@ def _fleet(emulator: Emulator, folder: Path, name: str) -> Iterator[Topology]:
         "GATEWAY_REDIS_TIMEOUT_SECONDS": "0.5",
         # Revalidations right after a fill are the point of a test here, not a refusal.
         "GATEWAY_REVALIDATE_MIN_INTERVAL_SECONDS": "0",
+        # The fleet's quota: 16 calls a 1.1 s window for the replicas that reach the layer.
+        "GATEWAY_UPSTREAM_RATE_LIMIT": str(RATE_LIMIT),
+        "GATEWAY_FLEET_MAX_REPLICAS": "3",
         **extra,
     }
     gateways: list[Gateway] = []
@@ -220,6 +226,32 @@ def test_a_sentinel_failover_is_followed(
                 break
             assert time.monotonic() - began < RESUMES_WITHIN, "sharing did not resume"
             time.sleep(0.5)
+
+
+def test_the_fleets_quota_holds_at_aws(topology: Topology, emulator: Emulator) -> None:
+    time.sleep(1.2)  # the earlier tests' calls leave the window
+    started = time.time()
+    vc = f"vc-{uuid.uuid4().hex[:10]}"
+    urls = [
+        f"{topology.gateways[n % 3].url}/v1/voice-connectors/{vc}/proxy-sessions/ps-{n}"
+        for n in range(60)
+    ]
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            return list(await asyncio.gather(*(client.get(url) for url in urls)))
+
+    replies = asyncio.run(burst())
+
+    statuses = [reply.status_code for reply in replies]
+    assert set(statuses) <= {404, 429}, statuses  # unknown sessions, or no slot in time
+    arrivals = sorted(t for t in emulator.call_times() if t >= started)
+    assert statuses.count(404) == len(arrivals)
+    busiest = max(
+        sum(1 for t in arrivals[i:] if t < start + 1.0) for i, start in enumerate(arrivals)
+    )
+    assert busiest <= RATE_LIMIT
+    assert len(arrivals) >= 2 * SHARED_WINDOW  # the window let calls through, then held them
 
 
 def test_the_layer_killed_causes_no_5xx(topology: Topology, emulator: Emulator) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import sys
 import time
@@ -20,6 +21,8 @@ from app.settings import Settings
 from app.shared.codec import SharedEntry
 from app.shared.layer import SharedLayer
 from app.upstream.calls import CallRecord, current_call, joined_calls
+
+log = logging.getLogger(__name__)
 
 CachedValue = SessionRecord | NotFound
 """A found session, or a remembered NotFound (negative entry)."""
@@ -80,7 +83,7 @@ class ProxySessionService:
         self._source = source
         self._observer = observer
         self._cache = _session_cache(settings, clock)
-        self._flights: SingleFlight[SessionKey, Filled] = SingleFlight()
+        self._flights: SingleFlight[SessionKey, Filled] = SingleFlight(_refresh_failed)
         self._mask_all = settings.mask_phone_numbers == "all"
         self._clock = clock
         self._wall = wall
@@ -218,7 +221,7 @@ class ProxySessionService:
         stale_for = now - entry.fresh_until
         if isinstance(record, NotFound) or not 0 <= stale_for < self._swr:
             return None
-        self._flights.join(key, lambda: self._fill(key, revalidate=False))
+        self._flights.join(key, lambda: self._fill(key, revalidate=False), background=True)
         self._observer.cache_result("stale_while_revalidate")
         ttl = -math.ceil(stale_for)
         return Lookup(record, "stale_while_revalidate", ttl, _hit_outcome(ttl))
@@ -297,6 +300,22 @@ class ProxySessionService:
         if shared is None or isinstance(shared.value, NotFound):
             return None
         return shared.value
+
+
+def _refresh_failed(key: SessionKey, error: BaseException) -> None:
+    """Log a background refresh's failure (the entry stays as it was), without its ids."""
+    if isinstance(error, NotFound):  # an answer, cached as such: no failure
+        return
+    if isinstance(error, GatewayError):
+        log.warning(
+            "background refresh of a session failed: the cached one is kept",
+            extra={"outcome": error.code, "upstream_code": error.upstream_code},
+        )
+    else:
+        log.error(
+            "background refresh of a session failed unexpectedly",
+            extra={"error_type": type(error).__name__},
+        )
 
 
 ENTRY_OVERHEAD = sys.getsizeof(Entry(None, 0.0, 0.0, 0.0, 0)) + 3 * sys.getsizeof(0.0)

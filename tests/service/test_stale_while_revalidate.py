@@ -4,6 +4,7 @@ call refreshes it; a failed refresh leaves it as it was. Without the shared laye
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -57,8 +58,8 @@ def test_an_expired_entry_answers_at_once_and_is_refreshed_once(
 
 
 @pytest.mark.usefixtures("aws_environment")
-def test_a_failed_refresh_leaves_the_entry_as_it_was(
-    emulator: Emulator, seeded: tuple[str, str]
+def test_a_failed_refresh_leaves_the_entry_as_it_was_and_is_logged(
+    emulator: Emulator, seeded: tuple[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     async def scenario(service: ProxySessionService, clock: Clock) -> list[object]:
         first = await service.get(seeded)
@@ -70,12 +71,19 @@ def test_a_failed_refresh_leaves_the_entry_as_it_was(
         await _settle()
         return [first, during, after]
 
-    first, during, after = _run(scenario, upstream_max_attempts=1, **SWR)
+    with caplog.at_level(logging.WARNING, logger="app.service.sessions"):
+        first, during, after = _run(scenario, upstream_max_attempts=1, **SWR)
 
     for lookup in (during, after):
         assert lookup.record is first.record  # type: ignore[attr-defined]
         assert cache_status(lookup.outcome) == b"proxy-gateway; hit; ttl=-1"  # type: ignore[attr-defined]
     assert emulator.calls(*seeded) == 3  # the fill, then one failed refresh per stale answer
+    # Nobody awaited those refreshes: each failure is logged once, by its code, not its ids.
+    failed = [r for r in caplog.records if r.name == "app.service.sessions"]
+    assert [(r.levelname, r.__dict__.get("outcome")) for r in failed] == [
+        ("WARNING", "UPSTREAM_FAILURE")
+    ] * 2
+    assert not any(part in r.getMessage() + repr(r.__dict__) for r in failed for part in seeded)
 
 
 @pytest.mark.usefixtures("aws_environment")

@@ -31,8 +31,8 @@ run: $(STAMP) ## start the emulator with sample data and the gateway on 127.0.0.
 run-fleet: $(STAMP) redis-server ## start the emulator, a redis-server and 3 gateways sharing it on 127.0.0.1:8080-8082
 	$(BIN)/python -m scripts.run_fleet
 
-test: lint $(CHECKOV_STAMP) redis-server node-tools chromium ## run lint, then the whole test suite
-	$(BIN)/python -m pytest
+test: lint $(CHECKOV_STAMP) redis-server node-tools chromium ## run lint, then the whole test suite, with coverage
+	$(BIN)/python -m pytest --cov --cov-report=term
 
 lint: $(STAMP) ## ruff and mypy --strict
 	$(BIN)/ruff check app tests emulator scripts bench harness

@@ -98,6 +98,8 @@ def main() -> None:
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips or None,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        # An idle connection's life, and the time a request head has to arrive whole.
+        timeout_keep_alive=settings.keep_alive_seconds,
         # httptools, with the head size limit and head timeout uvicorn lacks for it.
         http=gateway_protocol(settings.max_header_bytes),
     )

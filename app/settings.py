@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[int, Field(ge=256, le=16 * 1024 * 1024)] = 65536
     max_inflight: Annotated[int, Field(ge=1, le=100_000)] = 512
     max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 16384
+    keep_alive_seconds: Annotated[int, Field(ge=1, le=3600)] = 5
     body_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 10
     upstream_max_concurrency: Annotated[int, Field(ge=1, le=1024)] = 32
     breaker_failure_threshold: Annotated[int, Field(ge=1, le=1000)] = 5

@@ -10,8 +10,8 @@ whole. So this subclass, the only protocol-level seam of the gateway:
   it stops reading the request (what is still sent is dropped unparsed) and hands the edge a
   scope marked `HEAD_TOO_LARGE`, which answers 431 through the one error pipeline (request
   id, metrics, access line) and closes the connection;
-- closes a connection whose request head has not arrived whole within uvicorn's keep-alive
-  timeout (5 s) of the connection opening or the head starting.
+- closes a connection whose request head has not arrived whole within the keep-alive
+  timeout (`GATEWAY_KEEP_ALIVE_SECONDS`, 5 s) of the connection opening or the head starting.
 
 Idle connections are closed after the keep-alive timeout as uvicorn closes them, with one
 timer per connection re-armed only when it fires, instead of a timer made and cancelled

@@ -99,8 +99,15 @@ def test_a_graphql_head_over_the_limit_is_431_in_the_graphql_shape(
     assert orjson.loads(body)["errors"][0]["extensions"]["code"] == "HEADERS_TOO_LARGE"
 
 
-def test_connections_that_never_send_a_whole_head_are_closed(gateway: Gateway) -> None:
-    # uvicorn's keep-alive timeout (5 s) is the deadline for a head.
+KEEP_ALIVE = 2
+"""GATEWAY_KEEP_ALIVE_SECONDS of the timing tests: short, so they wait seconds, not tens."""
+
+
+def test_connections_that_never_send_a_whole_head_are_closed(
+    gateway_factory: GatewayFactory,
+) -> None:
+    # The keep-alive timeout is the deadline for a head.
+    gateway = gateway_factory(keep_alive_seconds=KEEP_ALIVE)
     with connect(gateway) as silent, connect(gateway) as partial:
         partial.sendall(b"GET /v1/voice-conn")
         results: dict[str, float | None] = {}
@@ -118,15 +125,16 @@ def test_connections_that_never_send_a_whole_head_are_closed(gateway: Gateway) -
             thread.join()
 
     assert results["silent"] is not None
-    assert 4 < results["silent"] < 7
+    assert KEEP_ALIVE - 1 < results["silent"] < KEEP_ALIVE + 2
     assert results["partial"] is not None
-    assert 4 < results["partial"] < 7
+    assert KEEP_ALIVE - 1 < results["partial"] < KEEP_ALIVE + 2
 
 
 def test_idle_connections_are_closed_after_the_keep_alive_timeout_busy_ones_kept(
-    gateway: Gateway,
+    gateway_factory: GatewayFactory,
 ) -> None:
-    # uvicorn's keep-alive timeout (5 s), timed from each connection's last response.
+    # The keep-alive timeout, timed from each connection's last response.
+    gateway = gateway_factory(keep_alive_seconds=KEEP_ALIVE)
     probe = b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n"
     with connect(gateway) as idle, connect(gateway) as busy:
         idle.sendall(probe)
@@ -137,14 +145,14 @@ def test_idle_connections_are_closed_after_the_keep_alive_timeout_busy_ones_kept
         )
         watcher.start()
         statuses = []
-        for _ in range(4):  # a request every 2 s: 8 s in all, longer than the timeout
+        for _ in range(4):  # a request every 1 s: 4 s in all, twice the timeout
             busy.sendall(probe)
             statuses.append(read_response(busy)[0])
-            time.sleep(2)
+            time.sleep(KEEP_ALIVE / 2)
         busy.sendall(probe)
         statuses.append(read_response(busy)[0])
         watcher.join()
 
     assert statuses == [200] * 5
     assert result["idle"] is not None
-    assert 4 < result["idle"] < 7
+    assert KEEP_ALIVE - 1 < result["idle"] < KEEP_ALIVE + 2

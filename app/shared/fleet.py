@@ -112,6 +112,7 @@ class Fleet:
             self.quota = FleetQuota(
                 self._commands, prefix, self.replica, split, self.guard, observer
             )
+            _warn_if_reserve_is_thin(settings, split)
         # The replicas are counted when a caller's rate has to be shared out without Redis.
         self.replicas: Replicas | None = None
         self.caller_rates: FleetCallerRates | None = None
@@ -154,3 +155,23 @@ class Fleet:
             await self.replicas.close()
         for client in (self._commands, self._listener):
             await client.aclose()
+
+
+def _warn_if_reserve_is_thin(settings: Settings, split: Split) -> None:
+    """Say at start when the reserve cannot hold the bound for every partition: replicas cut
+    off together each make their one call, and a one-second window can hold them all."""
+    limit, replicas = settings.upstream_rate_limit, settings.fleet_max_replicas
+    reserve = limit - split.shared
+    if settings.upstream_rate_reserve == 0 or replicas * split.alone <= reserve:
+        return
+    needed = replicas / limit
+    remedy = (
+        f"raise GATEWAY_UPSTREAM_RATE_RESERVE to at least {needed:.2f}"
+        if needed < 1
+        else "the limit is less than a call a second for each replica"
+    )
+    log.warning(
+        f"the AWS rate limit holds for up to {reserve // split.alone} replicas cut off from "
+        f"the shared layer at once, not all {replicas}: {remedy}",
+        extra={"shared_calls": split.shared, "reserve_calls": reserve},
+    )

@@ -73,8 +73,10 @@ class Split:
         shared = math.floor(limit * (1 - reserve) + 1e-9)
         if reserve > 0 and shared == limit:
             shared -= 1  # a reserve rounds up to a whole call
-        # What the shared window's rounding leaves belongs to the reserve.
-        slice_rate = (limit - shared) / replicas
+        # What the shared window's rounding leaves belongs to the reserve. Without one, a
+        # cut-off replica keeps to its share of the whole limit: the bound then holds only
+        # while every replica reaches the shared layer.
+        slice_rate = (limit - shared if reserve > 0 else limit) / replicas
         alone = max(1, math.floor(slice_rate))
         return cls(shared, alone, max(1 + GUARD_SECONDS, alone / slice_rate))
 

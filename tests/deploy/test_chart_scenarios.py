@@ -196,7 +196,7 @@ def test_shared_cache_tls_cluster_scenario(render: Render) -> None:
     assert rendered.one("HorizontalPodAutoscaler")["spec"]["maxReplicas"] == 6
     assert env["GATEWAY_FLEET_MAX_REPLICAS"] == {"name": "GATEWAY_FLEET_MAX_REPLICAS", "value": "6"}
     assert rendered.config["GATEWAY_UPSTREAM_RATE_LIMIT"] == "20"
-    assert rendered.config["GATEWAY_UPSTREAM_RATE_RESERVE"] == "0.25"
+    assert rendered.config["GATEWAY_UPSTREAM_RATE_RESERVE"] == "0.3"
     assert env["GATEWAY_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
         "name": "gateway-shared-cache",
         "key": "redis-url",

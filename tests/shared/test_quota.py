@@ -8,11 +8,13 @@ import time
 import uuid
 
 import httpx
+import pytest
 
-from app.shared.quota import LocalWindow
+from app.shared.quota import LocalWindow, Split
+from tests.conftest import GatewayFactory
 from tests.shared.conftest import FleetFactory
 from tests.support.clock import Clock
-from tests.support.servers import Emulator, _q
+from tests.support.servers import Emulator, _q, free_port
 
 LIMIT = 4
 SHARED = 3
@@ -82,3 +84,38 @@ def test_the_local_window_keeps_any_second_within_the_limit() -> None:
     clock.now += 2.5  # the slot at 2 s is the only one left in the last second
     assert [window.take(3, longest_wait=1.0) for _ in range(3)] == [0.0, 0.0, 0.5]
     assert window.take(3, longest_wait=-0.1) is None  # no time left for a call at all
+
+
+@pytest.mark.parametrize(
+    ("limit", "reserve", "replicas", "split"),
+    [
+        (6, 0.2, 3, Split(4, 1, 1.5)),  # the shared window 4; each cut-off replica 2/3 a second
+        (5, 0.2, 1, Split(4, 1, 1.1)),
+        (100, 0.2, 4, Split(80, 5, 1.1)),
+        (10, 0.0, 2, Split(10, 5, 1.1)),  # no reserve: a share of the whole limit
+    ],
+)
+def test_the_limit_is_split_between_the_shared_window_and_the_reserve(
+    limit: int, reserve: float, replicas: int, split: Split
+) -> None:
+    got = Split.of(limit, reserve, replicas)
+
+    assert (got.shared, got.alone) == (split.shared, split.alone)
+    assert got.alone_window == pytest.approx(split.alone_window)
+
+
+def test_a_reserve_too_thin_for_every_partition_is_named_at_start(
+    gateway_factory: GatewayFactory,
+) -> None:
+    # 20 calls a second, 10 replicas: the reserve is 4 calls a second, so five or more
+    # replicas cut off at once, one call each, could fill a second past the limit.
+    gateway = gateway_factory(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        upstream_rate_limit=20,
+        fleet_max_replicas=10,
+    )
+
+    lines = [r for r in gateway.log_records() if "GATEWAY_UPSTREAM_RATE_RESERVE" in r["message"]]
+    assert [r["level"] for r in lines] == ["WARNING"]
+    assert "up to 4 replicas" in lines[0]["message"]
+    assert "at least 0.50" in lines[0]["message"]

@@ -1,15 +1,25 @@
-"""The HTTP/1.1 protocol: uvicorn's httptools protocol with the two guards it lacks.
+"""The HTTP/1.1 protocol: uvicorn's httptools protocol with the guards it lacks.
 
 uvicorn offers no limit on the size of a request's head with httptools
-(`h11_max_incomplete_event_size` applies to h11 alone), and arms its keep-alive timeout only
-after a response: a connection that sends nothing, or half a request line, is kept forever.
-An ASGI guard cannot help with either: the app sees a request only once its head was read
-whole. So this subclass, the only protocol-level seam of the gateway:
+(`h11_max_incomplete_event_size` applies to h11 alone), arms its keep-alive timeout only
+after a response (a connection that sends nothing, or half a request line, is kept
+forever), merges a chunked body's trailers into the request's headers, and reads pipelined
+requests without bound. An ASGI guard cannot help with any of them: the app sees a request
+only once its head was read whole. So this subclass, the only protocol-level seam of the
+gateway:
 
-- counts the bytes of each request's head as they arrive; past `GATEWAY_MAX_HEADER_BYTES`
-  it stops reading the request (what is still sent is dropped unparsed) and hands the edge a
-  scope marked `HEAD_TOO_LARGE`, which answers 431 through the one error pipeline (request
-  id, metrics, access line) and closes the connection;
+- feeds the parser one segment at a time, cut by `app.http.framing.Framer` at the end of
+  each head and each message, so that each request's head is counted exactly, as sent;
+  past `GATEWAY_MAX_HEADER_BYTES` it stops reading (what is still sent is dropped unparsed)
+  and hands the edge a scope marked `HEAD_TOO_LARGE`, which answers 431 through the one
+  error pipeline (request id, metrics, access line) and closes the connection. Where the
+  framer and the parser disagree on where a head ends, the request is malformed: 400;
+- counts a chunked body's trailers in that budget (past it, the connection is closed: the
+  request is being served) and never adds them to the request's headers;
+- ignores empty lines between requests, and closes a connection sending more of them than
+  a head may hold, without answering: they began no request;
+- stops parsing once `MAX_PIPELINED` requests wait for their responses, and goes on as
+  responses go out;
 - closes a connection whose request head has not arrived whole within the keep-alive
   timeout (`GATEWAY_KEEP_ALIVE_SECONDS`, 5 s) of the connection opening or the head starting.
 
@@ -20,9 +30,6 @@ for every response.
 It also marks a request whose body has arrived whole (`BODY_COMPLETE`), so that the edge
 need not time the reading of a body that is already there, and gives each request a
 writer for whole replies (`app.http.whole_reply`), which cache hits are sent with.
-
-Per request it costs an addition per read and a comparison once the head is parsed: the
-exact size is summed only when the reads that carried the head exceed the limit.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import httptools
 from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from app.http.framing import Framer
 from app.http.whole_reply import WRITE_REPLY, cycle_writer
 
 HEAD_TOO_LARGE = "gateway.head_too_large"
@@ -42,10 +50,8 @@ HEAD_TOO_LARGE = "gateway.head_too_large"
 BODY_COMPLETE = "gateway.body_complete"
 """The scope key marking a request whose body has arrived whole: reading it cannot wait."""
 
-# " HTTP/1.1\r\n" after the target, ": " and "\r\n" per header, the blank line at the end.
-_REQUEST_LINE_REST = 11
-_PER_HEADER = 4
-_END = 2
+MAX_PIPELINED = 16
+"""Requests read ahead of their responses on one connection; past it, reading waits."""
 
 
 class _HeadTooLarge(Exception):
@@ -59,9 +65,10 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._reading_head = True  # waiting for (the rest of) a request's head
-        self._head_bytes = 0  # bytes read since, an upper bound of the head's size
+        self._framer = Framer(self.max_header_bytes)
         self._refused = False
+        self._stash = b""  # bytes read past the pipelining bound, parsed as responses go out
+        self._headed = False  # the parser finished the head the framer last cut
         self._head_timer: asyncio.TimerHandle | None = None
         self._idle_since: float | None = None  # loop time the connection went idle
 
@@ -90,7 +97,11 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
+            self._read_stash()
             return
+        self._read_stash()
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request from the stash is being served
         self._idle_since = self.loop.time()
         if self.timeout_keep_alive_task is None:
             self.timeout_keep_alive_task = self.loop.call_later(
@@ -110,50 +121,92 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             self.timeout_keep_alive_handler()
 
     def data_received(self, data: bytes) -> None:
-        """uvicorn's, with the bytes of a head counted, and nothing parsed once refused."""
+        """uvicorn's, with the bytes fed to the parser one request segment at a time (see
+        `app.http.framing`), and nothing parsed once refused or past the pipelining bound."""
         if self._refused:
             return
-        if self._reading_head:
-            self._head_bytes += len(data)
         self._unset_keepalive_if_required()
+        if self._stash:
+            self._stash += data
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        framer = self._framer
+        pos = 0
+        while pos < len(data):
+            if len(self.pipeline) >= MAX_PIPELINED and framer.in_head:
+                # The client does not read its responses: read no further until it does.
+                self._stash = data[pos:]
+                self.flow.pause_reading()
+                return
+            kind, end = framer.step(data, pos)
+            if kind == "skip":
+                pos = end
+                continue
+            if kind == "stray":  # nothing to answer: no request began, or it is being served
+                self._refused = True
+                self.transport.close()
+                return
+            self._headed = False
+            if not self._parse(data[pos:end]):
+                return
+            if kind == "over":
+                self._refuse_head()
+                return
+            if framer.tracking and self._headed != (kind == "head_end"):
+                # The framer saw the head end where the parser did not, or the other way.
+                self._malformed()
+                return
+            pos = end
+        if framer.head_started and self._head_timer is None:  # a head split across reads
+            self._arm_head_timer()
+
+    def _read_stash(self) -> None:
+        """Parse what was read past the pipelining bound, now that a response went out."""
+        if self._stash and len(self.pipeline) < MAX_PIPELINED and not self._refused:
+            data, self._stash = self._stash, b""
+            self._feed(data)
+
+    def _parse(self, data: bytes) -> bool:
+        """Feed the parser; False when the connection ends there (an error, an upgrade)."""
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
-            if self._refused:  # on_headers_complete found the head too large
-                self._refuse_head()
-                return
-            msg = "Invalid HTTP request received."
-            self.logger.warning(msg)
-            self.send_400_response(msg)
-            return
+            self._malformed()
+            return False
         except httptools.HttpParserUpgrade:
+            self._framer.lose_track()
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
             else:
                 self._unsupported_upgrade_warning()
-            return
-        # Still reading a head that has started (after a whole request, the count is 0 again
-        # and uvicorn's keep-alive timer watches the idle connection).
-        if self._reading_head and self._head_bytes:
-            if self._head_bytes > self.max_header_bytes:
-                self._refuse_head()
-            elif self._head_timer is None:  # a head split across reads: it gets a deadline
-                self._arm_head_timer()
+            return False
+        return True
+
+    def _malformed(self) -> None:
+        msg = "Invalid HTTP request received."
+        self.logger.warning(msg)
+        self._refused = True
+        self.send_400_response(msg)
 
     def on_headers_complete(self) -> None:
-        self._reading_head = False
-        if self._head_timer is not None:
-            self._disarm_head_timer()
-        if self._head_bytes > self.max_header_bytes and self._exact_head_bytes() > (
-            self.max_header_bytes
-        ):
-            self._refused = True
-            raise _HeadTooLarge
+        self._disarm_head_timer()
+        self._headed = True
+        length, chunked = 0, False
+        for name, value in self.headers:
+            if name == b"content-length" and value.strip().isdigit():
+                length = int(value)
+            elif name == b"transfer-encoding" and value.strip().lower().endswith(b"chunked"):
+                chunked = True
+        self._framer.body(length=length, chunked=chunked)
         super().on_headers_complete()
+        # A trailer is never a request header: uvicorn adds what the parser reports to
+        # `self.headers`, the scope's own list; from here on, to a copy.
+        self.headers = list(self.headers)
 
     def on_message_complete(self) -> None:
-        self._reading_head = True
-        self._head_bytes = 0
+        self._framer.message_done()
         if self.cycle is not None:  # most often before the app has even started
             self.cycle.scope[BODY_COMPLETE] = True  # type: ignore[literal-required]
         super().on_message_complete()
@@ -163,20 +216,13 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         cycle.scope[WRITE_REPLY] = cycle_writer(cycle)  # type: ignore[literal-required]
         super()._start_asgi_task(cycle, app)
 
-    def _exact_head_bytes(self) -> int:
-        """The size of the head just parsed: request line and headers."""
-        size = len(self.parser.get_method()) + 1 + len(self.url) + _REQUEST_LINE_REST + _END
-        for name, value in self.headers:
-            size += len(name) + len(value) + _PER_HEADER
-        return size
-
     def _refuse_head(self) -> None:
         """Stop reading this connection's requests and let the edge answer 431."""
         self._refused = True
         self._disarm_head_timer()
         self.flow.pause_reading()
         scope = self.scope
-        if scope is None or self._head_bytes == 0:  # pragma: no cover - nothing to answer
+        if scope is None:  # pragma: no cover - nothing to answer
             self.transport.close()
             return
         scope["method"] = _method(self.parser)
@@ -218,7 +264,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         """Close a connection still waiting for a request head, with nothing in progress."""
         self._head_timer = None
         idle = self.cycle is None or self.cycle.response_complete
-        if self._reading_head and idle and not self.transport.is_closing():
+        if self._framer.in_head and idle and not self.transport.is_closing():
             self.transport.close()
 
 

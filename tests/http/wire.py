@@ -55,3 +55,22 @@ def closed_within(sock: socket.socket, seconds: float) -> float | None:
         except ConnectionResetError:
             return time.monotonic() - started
     return None
+
+
+def read_responses(sock: socket.socket, count: int) -> list[tuple[int, dict[str, str], bytes]]:
+    """`count` responses with a Content-Length, read in turn (pipelined ones may arrive in
+    one read: nothing after the first is dropped, as `read_response` would)."""
+    responses = []
+    with sock.makefile("rb") as stream:
+        for _ in range(count):
+            line = stream.readline()
+            if not line:
+                raise ConnectionError("closed before a response")
+            status = int(line.split(b" ")[1])
+            headers = {}
+            while (header := stream.readline()) not in (b"\r\n", b""):
+                name, _, value = header.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
+            body = stream.read(int(headers.get("content-length", "0")))
+            responses.append((status, headers, body))
+    return responses

@@ -16,6 +16,7 @@ gateway:
   framer and the parser disagree on where a head ends, the request is malformed: 400;
 - counts a chunked body's trailers in that budget (past it, the connection is closed: the
   request is being served) and never adds them to the request's headers;
+- answers 400 to an HTTP/1.1 request without exactly one `Host` (RFC 9112 3.2);
 - ignores empty lines between requests, and closes a connection sending more of them than
   a head may hold, without answering: they began no request;
 - stops parsing once `MAX_PIPELINED` requests wait for their responses, and goes on as
@@ -54,8 +55,8 @@ MAX_PIPELINED = 16
 """Requests read ahead of their responses on one connection; past it, reading waits."""
 
 
-class _HeadTooLarge(Exception):
-    """Raised from a parser callback to stop parsing a request over the limit."""
+class _NotOneHost(Exception):
+    """Raised from a parser callback: an HTTP/1.1 request without exactly one Host."""
 
 
 class GatewayHttpProtocol(HttpToolsProtocol):
@@ -193,12 +194,16 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm_head_timer()
         self._headed = True
-        length, chunked = 0, False
+        length, chunked, hosts = 0, False, 0
         for name, value in self.headers:
-            if name == b"content-length" and value.strip().isdigit():
+            if name == b"host":
+                hosts += 1
+            elif name == b"content-length" and value.strip().isdigit():
                 length = int(value)
             elif name == b"transfer-encoding" and value.strip().lower().endswith(b"chunked"):
                 chunked = True
+        if hosts != 1 and self.parser.get_http_version() == "1.1":
+            raise _NotOneHost  # RFC 9112 3.2: 400 (the parser reports it, `_parse` answers)
         self._framer.body(length=length, chunked=chunked)
         super().on_headers_complete()
         # A trailer is never a request header: uvicorn adds what the parser reports to

@@ -159,3 +159,27 @@ def test_a_client_that_does_not_read_is_not_read_further(gateway: Gateway) -> No
         grown = gateway.rss_kib() - before
 
     assert grown < 20 * 1024, f"grew {grown} KiB"
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /healthz HTTP/1.1\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: gw\r\nHost: other\r\n\r\n",
+    ],
+    ids=["no Host", "two Hosts"],
+)
+def test_a_request_without_exactly_one_host_is_400(gateway: Gateway, head: bytes) -> None:
+    with connect(gateway) as sock:
+        sock.sendall(head)
+        status, _, _ = read_response(sock)
+
+    assert status == 400
+
+
+def test_an_http_1_0_request_needs_no_host(gateway: Gateway) -> None:
+    with connect(gateway) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+        status, _, _ = read_response(sock)
+
+    assert status == 200

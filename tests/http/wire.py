@@ -74,3 +74,15 @@ def read_responses(sock: socket.socket, count: int) -> list[tuple[int, dict[str,
             body = stream.read(int(headers.get("content-length", "0")))
             responses.append((status, headers, body))
     return responses
+
+
+def read_until_closed(sock: socket.socket, seconds: float) -> bytes:
+    """Everything the server sends until it closes the connection or `seconds` pass."""
+    sock.settimeout(seconds)
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return received

@@ -206,9 +206,11 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             raise _NotOneHost  # RFC 9112 3.2: 400 (the parser reports it, `_parse` answers)
         self._framer.body(length=length, chunked=chunked)
         super().on_headers_complete()
-        # A trailer is never a request header: uvicorn adds what the parser reports to
-        # `self.headers`, the scope's own list; from here on, to a copy.
-        self.headers = list(self.headers)
+        if chunked:
+            # A trailer is never a request header: uvicorn adds what the parser reports to
+            # `self.headers`, the scope's own list; from here on, to a copy. Only a chunked
+            # body has trailers, so no other request pays for the copy.
+            self.headers = list(self.headers)
 
     def on_message_complete(self) -> None:
         self._framer.message_done()

@@ -152,16 +152,6 @@ class Guard:
         """Whether the last operation succeeded."""
         return self._up
 
-    @property
-    def open(self) -> bool:
-        """Whether every operation is being skipped."""
-        return self._all.open
-
-    @property
-    def writes_open(self) -> bool:
-        """Whether writes are being skipped (the server refuses them, or does not answer)."""
-        return self._all.open or self._writes.open
-
     def close(self) -> None:
         """Drop log lines waiting for their quiet time."""
         self._unreachable.close()

@@ -270,6 +270,12 @@ the way to it) answered about the session. Never a 500, and never one replica's 
 (its breaker)."""
 
 
+def reportable_code(error: GatewayError) -> str | None:
+    """The code by which a replica may report `error` to the others, or None (a 500, or
+    one replica's own state: only exactly the reportable kinds, not their subclasses)."""
+    return error.code if REPORTABLE.get(error.code) is type(error) else None
+
+
 def reported_error(code: object) -> GatewayError | None:
     """The error another replica reported for its AWS call by `code`, with that code's own
     detail (a report carries no text); None for a code no report may carry."""

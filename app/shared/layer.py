@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.domain.errors import (
-    REPORTABLE,
     GatewayError,
     NotFound,
     UpstreamFault,
     UpstreamTimeout,
+    reportable_code,
     reported_error,
 )
 from app.domain.outcome import CacheOutcome, Forward
@@ -256,9 +256,7 @@ class SharedLayer:
         try:
             entry = await origin(deadline)
         except GatewayError as error:
-            # Only a code the others may answer with (never this replica's own state).
-            code = error.code if REPORTABLE.get(error.code) is type(error) else None
-            failed = Notice("fail", key, self._replica, code)
+            failed = Notice("fail", key, self._replica, reportable_code(error))
             self._in_background(self._tell_and_release(failed, key, token))
             raise
         except BaseException:

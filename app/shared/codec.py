@@ -12,6 +12,7 @@ freshness is clamped to what this replica would give.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -60,11 +61,11 @@ class Codec:
         self,
         keyring: Keyring | None,
         lifetimes: Lifetimes | None = None,
-        wall: Callable[[], float] | None = None,
         *,
+        wall: Callable[[], float] = time.time,
         mask: bool = False,
     ) -> None:
-        """Without `lifetimes` (and `wall`), freshness is read back as written."""
+        """Without `lifetimes`, freshness is read back as written."""
         self._keyring = keyring
         self._lifetimes = lifetimes
         self._wall = wall
@@ -113,7 +114,7 @@ class Codec:
 
     def _clamped(self, entry: SharedEntry) -> SharedEntry:
         """`entry` with no more freshness, nor stale time, than this replica would give."""
-        if self._lifetimes is None or self._wall is None:
+        if self._lifetimes is None:
             return entry
         limits, value = self._lifetimes, entry.value
         if isinstance(value, NotFound):

@@ -92,7 +92,7 @@ class Fleet:
         )
         self.layer = SharedLayer(
             self._commands,
-            Codec(keyring, lifetimes, wall, mask=settings.mask_phone_numbers == "all"),
+            Codec(keyring, lifetimes, wall=wall, mask=settings.mask_phone_numbers == "all"),
             self.guard,
             self.notices,
             prefix=prefix,

@@ -198,6 +198,26 @@ def publish(redis: RedisServer, prefix: str, data: bytes) -> None:
     assert redis.call("PUBLISH", f"{prefix}events", data) >= 1, PUBLISHED
 
 
+def answer_after(
+    gateway: Gateway,
+    redis: RedisServer,
+    key: Key,
+    notice: bytes,
+    prefix: str = PREFIX,
+    *,
+    dropped_as: str | None = None,
+) -> tuple[httpx.Response, float]:
+    """The answer to a request for `key` waiting on a dead holder's lease when `notice` is
+    published (and, with `dropped_as`, counted as dropped for that reason), and its time."""
+    dropped = 0.0 if dropped_as is None else rejected(gateway, dropped_as) + 1
+    with ThreadPoolExecutor(1) as pool:
+        asked = waiting_on_a_dead_holder(pool, gateway, redis, key, prefix)
+        publish(redis, prefix, notice)
+        if dropped_as is not None:
+            until(partial(_counted, gateway, dropped_as, dropped))
+        return asked.result(timeout=10)
+
+
 def rejected(gateway: Gateway, reason: str) -> float:
     return gateway.metric(REJECTED, reason=reason)
 
@@ -215,11 +235,9 @@ def test_a_fail_notice_with_a_reportable_code_answers_the_waiter_in_the_gateways
 ) -> None:
     key = new_key(emulator)
     status, title = REPORTABLE[code]
-    with ThreadPoolExecutor(1) as pool:
-        asked = waiting_on_a_dead_holder(pool, replicas.first, trust_redis, key)
-        # The text of the notice (an old format's "d") is no part of it: never shown.
-        publish(trust_redis, PREFIX, plain(members("fail", key, code, d=ATTACKER_TEXT)))
-        reply, took = asked.result(timeout=10)
+    # The text of the notice (an old format's "d") is no part of it: never shown.
+    notice = plain(members("fail", key, code, d=ATTACKER_TEXT))
+    reply, took = answer_after(replicas.first, trust_redis, key, notice)
 
     assert reply.status_code == status
     body = reply.json()
@@ -257,10 +275,7 @@ def test_a_fail_notice_without_a_reportable_code_sends_the_waiter_back_to_the_le
     key = new_key(emulator)
     gateway = replicas.first
     malformed = rejected(gateway, "malformed")
-    with ThreadPoolExecutor(1) as pool:
-        asked = waiting_on_a_dead_holder(pool, gateway, trust_redis, key)
-        publish(trust_redis, PREFIX, NOT_REPORTABLE[notice](key))
-        reply, _ = asked.result(timeout=10)
+    reply, _ = answer_after(gateway, trust_redis, key, NOT_REPORTABLE[notice](key))
 
     # Once the dead holder's lease lapsed, the waiter took it and called AWS itself.
     assert (reply.status_code, reply.headers.get(STATUS)) == (200, FETCHED), reply.text
@@ -303,12 +318,10 @@ def test_with_a_key_a_fail_notice_not_signed_with_it_is_dropped_as_unauthenticat
 ) -> None:
     key = new_key(emulator)
     gateway = replicas.sealed
-    before = rejected(gateway, "unauthenticated")
-    with ThreadPoolExecutor(1) as pool:
-        asked = waiting_on_a_dead_holder(pool, gateway, trust_redis, key, SEALED_PREFIX)
-        publish(trust_redis, SEALED_PREFIX, UNAUTHENTICATED[notice](replicas.key, key))
-        until(lambda: rejected(gateway, "unauthenticated") == before + 1)
-        reply, _ = asked.result(timeout=10)
+    forged = UNAUTHENTICATED[notice](replicas.key, key)
+    reply, _ = answer_after(
+        gateway, trust_redis, key, forged, SEALED_PREFIX, dropped_as="unauthenticated"
+    )
 
     # Not the 503 the notice asked for: the waiter took the lapsed lease and called AWS.
     assert (reply.status_code, reply.headers.get(STATUS)) == (200, FETCHED), reply.text
@@ -323,21 +336,14 @@ def test_with_a_key_a_signed_fail_notice_answers_once_and_its_replay_is_dropped(
     notice = signed(
         replicas.key, f"{SEALED_PREFIX}events", members("fail", key, "SERVICE_UNAVAILABLE")
     )
-    replayed = rejected(gateway, "replayed")
-    with ThreadPoolExecutor(1) as pool:
-        asked = waiting_on_a_dead_holder(pool, gateway, trust_redis, key, SEALED_PREFIX)
-        publish(trust_redis, SEALED_PREFIX, notice)
-        answered, took = asked.result(timeout=10)
+    answered, took = answer_after(gateway, trust_redis, key, notice, SEALED_PREFIX)
 
-        assert (answered.status_code, answered.json()["code"]) == (503, "SERVICE_UNAVAILABLE")
-        assert took < LEASE_MS / 1000
-        assert emulator.calls(*key) == 0
+    assert (answered.status_code, answered.json()["code"]) == (503, "SERVICE_UNAVAILABLE")
+    assert took < LEASE_MS / 1000
+    assert emulator.calls(*key) == 0
 
-        # The very same bytes again, to the next waiter on that key: no effect.
-        asked = waiting_on_a_dead_holder(pool, gateway, trust_redis, key, SEALED_PREFIX)
-        publish(trust_redis, SEALED_PREFIX, notice)
-        until(lambda: rejected(gateway, "replayed") == replayed + 1)
-        reply, _ = asked.result(timeout=10)
+    # The very same bytes again, to the next waiter on that key: no effect.
+    reply, _ = answer_after(gateway, trust_redis, key, notice, SEALED_PREFIX, dropped_as="replayed")
 
     assert (reply.status_code, reply.headers.get(STATUS)) == (200, FETCHED), reply.text
     assert emulator.calls(*key) == 1

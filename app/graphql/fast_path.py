@@ -20,15 +20,11 @@ from app.http.asgi import GRAPHQL_PATH, RouteTemplate
 from app.http.limits import replaying
 from app.http.revalidation import wants_revalidation
 from app.http.state import AppState
-from app.http.whole_reply import encode_headers, write_now
 from app.observability.context import trace_facts
 
 ROUTE = RouteTemplate(GRAPHQL_PATH)
 _JSON = (b"content-type", b"application/json")
 _GRAPHQL_RESPONSE = (b"content-type", GRAPHQL_RESPONSE_TYPE)
-# Each media type's header, raw (for ASGI messages) and encoded (for a whole reply).
-_JSON_MEDIA = (_JSON, encode_headers((_JSON,)))
-_GRAPHQL_RESPONSE_MEDIA = (_GRAPHQL_RESPONSE, encode_headers((_GRAPHQL_RESPONSE,)))
 KEYS_BYTES = 4 * 1024 * 1024
 """Bound on the request bodies remembered with their keys (bytes of body)."""
 
@@ -85,11 +81,8 @@ class GraphQLFastPath:
                 facts.operation_type, facts.operation_name = "query", cached.operation_name
             answer = cached.body
             graphql_response = prefers_graphql_response(accept)
-            media, head = _GRAPHQL_RESPONSE_MEDIA if graphql_response else _JSON_MEDIA
-            length = b"%d" % len(answer)
-            if write_now(scope, 200, b"%scontent-length: %s\r\n" % (head, length), answer):
-                return
-            headers = [media, (b"content-length", length)]
+            media = _GRAPHQL_RESPONSE if graphql_response else _JSON
+            headers = [media, (b"content-length", b"%d" % len(answer))]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": answer})
             return

@@ -44,9 +44,8 @@ from app.http.limits import (
     replaying,
 )
 from app.http.protocol import BODY_COMPLETE, HEAD_TOO_LARGE
-from app.http.security_headers import CORS_ALLOW_HEADERS, encoded, security_headers
+from app.http.security_headers import CORS_ALLOW_HEADERS, security_headers
 from app.http.spans import ServerSpan
-from app.http.whole_reply import WRITE_REPLY, WriteReply
 from app.observability.context import RequestContext, current, request_id_from
 from app.observability.logs import AccessLog
 from app.observability.metrics import Metrics
@@ -61,10 +60,9 @@ _CLOSE = ((b"connection", b"close"),)
 
 class _Answer:
     """One request's answer as the edge sees it: its status once started, and the edge's
-    headers (request id, security headers) added however it is sent, as ASGI messages or
-    as a whole reply (`app.http.whole_reply`)."""
+    headers (request id, security headers) added to its start."""
 
-    __slots__ = ("rid", "security", "send", "started", "status", "write")
+    __slots__ = ("rid", "security", "send", "started", "status")
 
     def __init__(self, send: Send, rid: bytes, scope: Scope) -> None:
         self.send = send
@@ -72,9 +70,6 @@ class _Answer:
         self.started = False
         self.rid = rid
         self.security = security_headers(scope)
-        self.write: WriteReply | None = scope.get(WRITE_REPLY)
-        if self.write is not None:  # the doors write through the edge's writer
-            scope[WRITE_REPLY] = self.write_with_id
 
     async def send_with_id(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -82,14 +77,6 @@ class _Answer:
             headers = message.get("headers", ())
             message["headers"] = [*headers, (b"x-request-id", self.rid), *self.security]
         await self.send(message)
-
-    def write_with_id(self, status: int, head: bytes, body: bytes) -> bool:
-        assert self.write is not None  # offered only with the protocol's writer
-        extra = b"x-request-id: %s\r\n%s" % (self.rid, encoded(self.security))
-        if not self.write(status, head + extra, body):
-            return False
-        self.status, self.started = status, True
-        return True
 
 
 class Edge:
@@ -137,20 +124,12 @@ class Edge:
             await self._not_http(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = authorization = length = chunked = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                request_id = request_id or value
-            elif name == b"authorization":
-                authorization = authorization or value
-            elif name == b"content-length":
-                length = length or value
-            elif name == b"transfer-encoding":
-                chunked = value
+        request_id, authorization, length, chunked = _edge_headers(scope)
         rid = request_id_from(request_id)
         span = None if self.tracing is None else ServerSpan(self.tracing, scope)
         ctx = RequestContext(rid, None if span is None else span.facts)
         token = current.set(ctx)
+        method = scope["method"]
         answer = _Answer(send, rid.encode(), scope)
         metrics = self.metrics
         metrics.requests_in_flight += 1
@@ -171,7 +150,8 @@ class Edge:
             await self._failed(scope, answer.send_with_id, answer.started)
         finally:
             metrics.requests_in_flight -= 1
-            self._record(scope, answer.status, time.perf_counter() - started, rid, ctx, span)
+            seconds = time.perf_counter() - started
+            self._record(scope, method, answer.status, seconds, rid, ctx, span)
             current.reset(token)
 
     async def _cancelled(self, scope: Scope, send: Send, status_sent: bool) -> None:
@@ -197,6 +177,7 @@ class Edge:
     def _record(
         self,
         scope: Scope,
+        method: str,
         status: int,
         seconds: float,
         rid: str,
@@ -205,7 +186,6 @@ class Edge:
     ) -> None:
         """The request's metrics sample and access line (and the end of its span)."""
         route = route_template(scope)
-        method = scope["method"]
         if span is None:
             self.metrics.request(route, method, status, seconds)
         else:  # a sampled request's ids are the duration's exemplar
@@ -367,3 +347,21 @@ class Edge:
                 await send({"type": "websocket.close", "code": 1008})
                 return
         await self.app(scope, receive, send)
+
+
+def _edge_headers(
+    scope: Scope,
+) -> tuple[bytes | None, bytes | None, bytes | None, bytes | None]:
+    """The headers the edge reads, in one pass: `X-Request-ID`, `Authorization` and
+    `Content-Length` (each its first value) and `Transfer-Encoding` (its last)."""
+    request_id = authorization = length = chunked = None
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            request_id = request_id or value
+        elif name == b"authorization":
+            authorization = authorization or value
+        elif name == b"content-length":
+            length = length or value
+        elif name == b"transfer-encoding":
+            chunked = value
+    return request_id, authorization, length, chunked

@@ -22,15 +22,15 @@ gateway:
 - stops parsing once `MAX_PIPELINED` requests wait for their responses, and goes on as
   responses go out;
 - closes a connection whose request head has not arrived whole within the keep-alive
-  timeout (`GATEWAY_KEEP_ALIVE_SECONDS`, 5 s) of the connection opening or the head starting.
-
-Idle connections are closed after the keep-alive timeout as uvicorn closes them, with one
-timer per connection re-armed only when it fires, instead of a timer made and cancelled
-for every response.
+  timeout (`GATEWAY_KEEP_ALIVE_SECONDS`, 5 s) of the connection opening or the head starting;
+- drops the requests read ahead of a connection that has gone (they are never run), and
+  tells the request being answered that its client has gone (uvicorn tells only the last
+  one read, so with requests pipelined the one answered would write to a closed transport).
 
 It also marks a request whose body has arrived whole (`BODY_COMPLETE`), so that the edge
-need not time the reading of a body that is already there, and gives each request a
-writer for whole replies (`app.http.whole_reply`), which cache hits are sent with.
+need not time the reading of a body that is already there. The uvicorn names it relies
+on are checked when the module is imported (`app.seams`): a uvicorn that changed them
+stops the gateway at start, with one line naming what is missing.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from app.http.framing import Framer
-from app.http.whole_reply import WRITE_REPLY, cycle_writer
 
 HEAD_TOO_LARGE = "gateway.head_too_large"
 """The scope key marking a request whose head was over the limit (the edge answers 431)."""
@@ -70,56 +69,33 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._refused = False
         self._stash = b""  # bytes read past the pipelining bound, parsed as responses go out
         self._headed = False  # the parser finished the head the framer last cut
+        self._running: RequestResponseCycle | None = None  # the request being answered
         self._head_timer: asyncio.TimerHandle | None = None
-        self._idle_since: float | None = None  # loop time the connection went idle
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """uvicorn's, and the requests read ahead are dropped: nobody waits for them."""
         self._disarm_head_timer()
-        if self.timeout_keep_alive_task is not None:
-            self.timeout_keep_alive_task.cancel()
-            self.timeout_keep_alive_task = None
+        self.pipeline.clear()
+        self._stash = b""
+        running = self._running
+        if running is not None and running is not self.cycle and not running.response_complete:
+            # uvicorn tells only the last request read; with requests pipelined, the one
+            # being answered is another, and would write to the closed transport.
+            running.disconnected = True
+            running.message_event.set()
         super().connection_lost(exc)
 
-    def _unset_keepalive_if_required(self) -> None:
-        """The connection is busy: the keep-alive timer, when it fires, finds it so."""
-        self._idle_since = None
-
     def on_response_complete(self) -> None:
-        """uvicorn's, with the keep-alive timer armed only when none is (see `_keep_alive`)."""
-        self.server_state.total_requests += 1
-        if self.transport.is_closing():
-            return
-        self._idle_since = None
-        self.flow.resume_reading()
-        if self.pipeline:
-            cycle, app = self.pipeline.pop()
-            self._start_asgi_task(cycle, app)
+        """uvicorn's (the next pipelined request starts, or the keep-alive timer), then what
+        was read past the pipelining bound is parsed."""
+        super().on_response_complete()
+        if self._stash and not self.transport.is_closing():
+            self._unset_keepalive_if_required()
             self._read_stash()
-            return
-        self._read_stash()
-        if self.cycle is not None and not self.cycle.response_complete:
-            return  # a request from the stash is being served
-        self._idle_since = self.loop.time()
-        if self.timeout_keep_alive_task is None:
-            self.timeout_keep_alive_task = self.loop.call_later(
-                self.timeout_keep_alive, self._keep_alive
-            )
-
-    def _keep_alive(self) -> None:
-        """Close the connection if it has been idle for the keep-alive timeout; if it went
-        idle later, wait for the rest of it; if it is busy, its next response re-arms."""
-        self.timeout_keep_alive_task = None
-        if self._idle_since is None:
-            return
-        left = self._idle_since + self.timeout_keep_alive - self.loop.time()
-        if left > 0:
-            self.timeout_keep_alive_task = self.loop.call_later(left, self._keep_alive)
-        else:
-            self.timeout_keep_alive_handler()
 
     def data_received(self, data: bytes) -> None:
         """uvicorn's, with the bytes fed to the parser one request segment at a time (see
@@ -219,8 +195,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
-        """uvicorn's, with the cycle's whole-reply writer in the scope."""
-        cycle.scope[WRITE_REPLY] = cycle_writer(cycle)  # type: ignore[literal-required]
+        """uvicorn's, noting which request is being answered (see `connection_lost`)."""
+        self._running = cycle
         super()._start_asgi_task(cycle, app)
 
     def _refuse_head(self) -> None:

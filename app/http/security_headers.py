@@ -5,7 +5,6 @@ from __future__ import annotations
 from starlette.types import Scope
 
 from app.http.asgi import GRAPHQL_PATH
-from app.http.whole_reply import encode_headers
 
 # An API answers JSON: nothing in it may be sniffed, framed, or load anything.
 HEADERS: tuple[tuple[bytes, bytes], ...] = (
@@ -33,17 +32,6 @@ def security_headers(scope: Scope) -> tuple[tuple[bytes, bytes], ...]:
     if scope["method"] == "GET" and scope["path"] in PAGES:
         return HEADERS
     return STRICT
-
-
-_HEADERS_HEAD = encode_headers(HEADERS)
-_STRICT_HEAD = encode_headers(STRICT)
-
-
-def encoded(headers: tuple[tuple[bytes, bytes], ...]) -> bytes:
-    """What `security_headers` returned, encoded for a whole reply (app.http.whole_reply)."""
-    if headers is STRICT:
-        return _STRICT_HEAD
-    return _HEADERS_HEAD if headers is HEADERS else encode_headers(headers)
 
 
 CORS_ALLOW_HEADERS = ("authorization", "content-type", "x-request-id", "cache-control")

@@ -17,7 +17,6 @@ from app.domain.model import validate_key
 from app.http.asgi import RouteTemplate, template_pattern
 from app.http.errors import send_error
 from app.http.state import AppState
-from app.http.whole_reply import write_now
 from app.rest.reply import SESSION_PATH, Conditions, fresh_reply, session_reply
 
 _SESSION = template_pattern(SESSION_PATH)
@@ -53,8 +52,6 @@ class RestFastPath:
                         except GatewayError as error:
                             await send_error(send, scope["path"], error)
                             return
-                    if write_now(scope, reply.status, reply.head, reply.body):
-                        return
                     await send(
                         {
                             "type": "http.response.start",

@@ -13,7 +13,6 @@ from app.domain.outcome import CacheOutcome
 from app.domain.types import SessionKey
 from app.http.cache_status import cache_status, etag_matches, private_max_age
 from app.http.revalidation import wants_revalidation
-from app.http.whole_reply import encode_headers
 from app.service import Lookup, ProxySessionService
 
 SESSION_PATH = "/v1/voice-connectors/{voiceConnectorId}/proxy-sessions/{proxySessionId}"
@@ -24,13 +23,11 @@ RawHeaders = tuple[tuple[bytes, bytes], ...]
 
 
 class SessionReply(NamedTuple):
-    """A finished answer: status, raw headers (length and type included), body, and the
-    headers encoded for a whole reply (`app.http.whole_reply`)."""
+    """A finished answer: status, raw headers (length and type included), body."""
 
     status: int
     headers: RawHeaders
     body: bytes
-    head: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +90,11 @@ def _revalidates(conditions: Conditions) -> bool:
 def _reply(lookup: Lookup, conditions: Conditions) -> SessionReply:
     record = lookup.record
     if conditions.if_none_match is not None and etag_matches(conditions.if_none_match, record.etag):
-        validators = _validators(lookup)
-        return SessionReply(304, validators, b"", encode_headers(validators))
-    headers, head = _full_headers(lookup)
-    return SessionReply(200, headers, record.body, head)
+        return SessionReply(304, _validators(lookup), b"")
+    return SessionReply(200, _full_headers(lookup), record.body)
 
 
-_headers_made: dict[tuple[str, int, CacheOutcome], tuple[RawHeaders, bytes]] = {}
+_headers_made: dict[tuple[str, int, CacheOutcome], RawHeaders] = {}
 MEMOIZED_HEADERS = 4096
 """Header sets kept: one per body (ETag), ttl and outcome, so a hit formats nothing."""
 
@@ -113,8 +108,8 @@ def _validators(lookup: Lookup) -> RawHeaders:
     )
 
 
-def _full_headers(lookup: Lookup) -> tuple[RawHeaders, bytes]:
-    """A 200's headers, raw and encoded, made once per body, ttl and outcome (a hit's
+def _full_headers(lookup: Lookup) -> RawHeaders:
+    """A 200's headers, made once per body, ttl and outcome (a hit's
     repeat for a second)."""
     outcome = lookup.outcome
     # A stale answer (its error is no key) or one through the shared layer: rarer than hits.
@@ -130,7 +125,6 @@ def _full_headers(lookup: Lookup) -> tuple[RawHeaders, bytes]:
     return made
 
 
-def _with_body(lookup: Lookup) -> tuple[RawHeaders, bytes]:
+def _with_body(lookup: Lookup) -> RawHeaders:
     length = (b"content-length", b"%d" % len(lookup.record.body))
-    headers = (*_validators(lookup), length, _JSON)
-    return headers, encode_headers(headers)
+    return (*_validators(lookup), length, _JSON)

@@ -1,0 +1,70 @@
+"""A connection's requests as HTTP says they must be served: nothing more run for a client
+that has gone, and a client that leaves with answers backed up logged as what it is (no
+error). Raw sockets, a real gateway."""
+
+from __future__ import annotations
+
+import socket
+import time
+from urllib.parse import quote
+
+import pytest
+
+from tests.conftest import SAMPLE_SESSION
+from tests.http.wire import connect
+from tests.support.servers import Emulator, Gateway
+
+
+def _session_path(key: tuple[str, str]) -> bytes:
+    vc, ps = key
+    return f"/v1/voice-connectors/{quote(vc)}/proxy-sessions/{quote(ps)}".encode()
+
+
+def _request(method: bytes, path: bytes) -> bytes:
+    return method + b" " + path + b" HTTP/1.1\r\nHost: gw\r\n\r\n"
+
+
+def _head_response(sock_data: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, rest = sock_data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(lines[0].split(" ")[1]), headers, rest
+
+
+def test_queued_requests_of_a_client_that_has_gone_are_never_run(
+    emulator: Emulator, gateway: Gateway
+) -> None:
+    slow, queued = ("vc-gone", f"ps-slow-{time.time_ns()}"), ("vc-gone", f"ps-q-{time.time_ns()}")
+    emulator.seed(*slow, SAMPLE_SESSION)
+    emulator.seed(*queued, SAMPLE_SESSION)
+    emulator.fault(*slow, delay=1.5, times=1)
+    with connect(gateway) as sock:
+        both = _request(b"GET", _session_path(slow)) + _request(b"GET", _session_path(queued))
+        sock.sendall(both)
+        time.sleep(0.5)
+    time.sleep(2)
+
+    assert emulator.calls(*slow) == 1
+    assert emulator.calls(*queued) == 0
+
+
+@pytest.mark.parametrize("target", ["session", "openapi"])
+def test_a_client_leaving_with_answers_backed_up_logs_no_error(
+    gateway: Gateway, seeded: tuple[str, str], target: str
+) -> None:
+    path = _session_path(seeded) if target == "session" else b"/openapi.json"
+    gateway.get_session(*seeded)  # a hit from here on
+    request = b"GET " + path + b" HTTP/1.1\r\nHost: gw\r\nX-Request-ID: backed-up\r\n\r\n"
+    with connect(gateway) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(request * 400)
+        time.sleep(1)  # the answers fill the buffers: the gateway waits to write
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    time.sleep(0.5)
+
+    records = gateway.settled_log_lines()
+    errors = [line for line in records if '"level":"ERROR"' in line]
+    assert errors == []

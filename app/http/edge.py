@@ -130,6 +130,8 @@ class Edge:
         ctx = RequestContext(rid, None if span is None else span.facts)
         token = current.set(ctx)
         method = scope["method"]
+        if method == "HEAD":  # RFC 9110 9.3.2: served as a GET; the server sends no body
+            scope = {**scope, "method": "GET"}
         answer = _Answer(send, rid.encode(), scope)
         metrics = self.metrics
         metrics.requests_in_flight += 1

@@ -1,6 +1,6 @@
-"""A connection's requests as HTTP says they must be served: nothing more run for a client
-that has gone, and a client that leaves with answers backed up logged as what it is (no
-error). Raw sockets, a real gateway."""
+"""A connection's requests as HTTP says they must be served: `HEAD` on every GET route,
+nothing more run for a client that has gone, and a client that leaves with answers
+backed up logged as what it is (no error). Raw sockets, a real gateway."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.conftest import SAMPLE_SESSION
-from tests.http.wire import connect
+from tests.http.wire import connect, read_response
 from tests.support.servers import Emulator, Gateway
 
 
@@ -32,6 +32,56 @@ def _head_response(sock_data: bytes) -> tuple[int, dict[str, str], bytes]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return int(lines[0].split(" ")[1]), headers, rest
+
+
+@pytest.mark.parametrize("path", [b"/healthz", b"/readyz", b"/metrics", b"/openapi.json"])
+def test_head_on_a_get_route_is_its_get_without_the_body(gateway: Gateway, path: bytes) -> None:
+    with connect(gateway) as sock:
+        sock.sendall(_request(b"GET", path))
+        get_status, get_headers, _ = read_response(sock)
+        sock.sendall(_request(b"HEAD", path) + b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n")
+        data = b""
+        while data.count(b"\r\n\r\n") < 2 or not data.endswith(b"}"):
+            chunk = sock.recv(65536)
+            assert chunk, data
+            data += chunk
+
+    status, headers, rest = _head_response(data)
+    assert (status, get_status) == (200, 200)
+    assert headers["content-type"] == get_headers["content-type"]
+    if path != b"/metrics":  # the metrics move between the two requests
+        assert headers["content-length"] == get_headers["content-length"]
+    assert rest.startswith(b"HTTP/1.1 200"), "the HEAD answer carried a body"
+
+
+@pytest.mark.usefixtures("seeded")
+def test_head_on_a_session_has_the_get_s_validators(gateway: Gateway, key: tuple[str, str]) -> None:
+    path = _session_path(key)
+    with connect(gateway) as sock:
+        sock.sendall(_request(b"GET", path))
+        _, get_headers, body = read_response(sock)
+        sock.sendall(_request(b"HEAD", path) + _request(b"GET", b"/healthz"))
+        data = b""
+        while data.count(b"\r\n\r\n") < 2 or not data.endswith(b"}"):
+            chunk = sock.recv(65536)
+            assert chunk, data
+            data += chunk
+
+    status, headers, rest = _head_response(data)
+    assert status == 200
+    assert headers["etag"] == get_headers["etag"]
+    assert headers["content-length"] == str(len(body))
+    assert rest.startswith(b"HTTP/1.1 200")
+
+
+def test_head_is_logged_and_counted_as_head(gateway: Gateway) -> None:
+    with connect(gateway) as sock:
+        sock.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: gw\r\nX-Request-ID: head-logged\r\n\r\n")
+        status, _, _ = read_response(sock)
+
+    [line] = gateway.wait_for_records(lambda r: r.get("request_id") == "head-logged")
+    assert status == 200
+    assert (line["method"], line["route"], line["status"]) == ("HEAD", "/healthz", 200)
 
 
 def test_queued_requests_of_a_client_that_has_gone_are_never_run(

@@ -103,8 +103,7 @@ def main() -> None:
         # httptools, with the head size limit and head timeout uvicorn lacks for it.
         http=gateway_protocol(settings.max_header_bytes),
     )
-    lifecycle: Lifecycle = app.state.gateway.lifecycle
-    GatewayServer(config, lifecycle, settings.shutdown_drain_seconds).run()
+    GatewayServer(config, app.state.lifecycle, settings.shutdown_drain_seconds).run()
 
 
 def _tracing_or_exit() -> Tracing | None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,6 +19,7 @@ from app.domain.types import SessionKey
 from app.graphql.fast_path import GraphQLFastPath
 from app.graphql.response_cache import ResponseCache
 from app.graphql.schema import build_router
+from app.graphql.transport import GatewayRouter
 from app.http import handlers
 from app.http.asgi import GRAPHQL_PATH
 from app.http.edge import Edge
@@ -45,11 +46,15 @@ DESCRIPTION = (
 )
 
 
-def create_app(settings: Settings | None = None, tracing: Tracing | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, tracing: Tracing | None = None, *, fast_paths: bool = True
+) -> Gateway:
     """Build the gateway; long-lived clients are created in the lifespan, not here.
 
     With `tracing` (OpenTelemetry, from the `OTEL_*` variables), every request gets a
-    SERVER span and every AWS attempt a CLIENT span, and log lines carry their ids."""
+    SERVER span and every AWS attempt a CLIENT span, and log lines carry their ids.
+    Without `fast_paths`, FastAPI and strawberry answer everything (the differential tests
+    hold the fast paths to what they answer)."""
     settings = settings or Settings()
     if tracing is not None:
         logs.include_trace_ids()
@@ -99,7 +104,36 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
             log.info("gateway stopped")
             logs.flush()
 
-    app = GatewayApp(
+    api, graphql_router, graphql_responses = _api(settings, state, lifespan)
+    # A request meets the edge (ids, limits, CORS, auth, metrics, access log), then the
+    # doors' fast paths (REST hits are most of the traffic: theirs first), then FastAPI.
+    doors: ASGIApp = api
+    if fast_paths:
+        doors = GraphQLFastPath(
+            doors, state=state, cache=graphql_responses, manifest=graphql_router.manifest
+        )
+        doors = RestFastPath(doors, state=state)
+    edge = Edge(
+        doors,
+        metrics=state.metrics,
+        max_inflight=settings.max_inflight,
+        max_body=settings.max_body_bytes,
+        body_timeout=settings.body_timeout_seconds,
+        authenticator=authenticator,
+        cors_origins=settings.cors_origins,
+        route_templates=(SESSION_PATH, GRAPHQL_PATH),
+        tracing=tracing,
+    )
+    return Gateway(edge, api, state)
+
+
+def _api(
+    settings: Settings,
+    state: AppState,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+) -> tuple[FastAPI, GatewayRouter, ResponseCache]:
+    """The FastAPI app with every route, the GraphQL router and its response cache."""
+    api = FastAPI(
         title="Proxy-session gateway",
         version=__version__,
         description=DESCRIPTION,
@@ -110,35 +144,36 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
         # would check the environment on every request for nothing.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.state.gateway = state
-    app.include_router(rest_router)
+    api.state.gateway = state
+    api.include_router(rest_router)
     graphql_responses = ResponseCache()
     graphql_router = build_router(settings, graphql_responses)
-    app.include_router(graphql_router, tags=["graphql"], include_in_schema=False)
-    app.include_router(ops.router)
-    app.include_router(pages.router)
-    handlers.install(app, refine=rest_errors.refine)
-    rest_errors.install(app)
-    # add_middleware wraps what is there, so the last added runs first. A request meets
-    # the edge (ids, limits, CORS, auth, metrics, access log), the doors' fast paths, FastAPI.
-    # REST hits are most of the traffic: their fast path comes first.
-    app.add_middleware(
-        GraphQLFastPath, state=state, cache=graphql_responses, manifest=graphql_router.manifest
-    )
-    app.add_middleware(RestFastPath, state=state)
-    app.add_middleware(
-        Edge,
-        metrics=state.metrics,
-        max_inflight=settings.max_inflight,
-        max_body=settings.max_body_bytes,
-        body_timeout=settings.body_timeout_seconds,
-        authenticator=authenticator,
-        cors_origins=settings.cors_origins,
-        route_templates=(SESSION_PATH, GRAPHQL_PATH),
-        tracing=tracing,
-    )
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    return app
+    api.include_router(graphql_router, tags=["graphql"], include_in_schema=False)
+    api.include_router(ops.router)
+    api.include_router(pages.router)
+    handlers.install(api, refine=rest_errors.refine)
+    rest_errors.install(api)
+    api.openapi = lambda: _openapi(api)  # type: ignore[method-assign]
+    return api, graphql_router, graphql_responses
+
+
+class Gateway:
+    """The gateway as one ASGI app: the edge, around the doors' fast paths, around the
+    FastAPI app (`api`), which runs the lifespan and serves what the fast paths pass on."""
+
+    __slots__ = ("api", "edge", "state")
+
+    def __init__(self, edge: ASGIApp, api: FastAPI, state: AppState) -> None:
+        self.edge = edge
+        self.api = api
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.edge(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document (FastAPI's, without its default 422)."""
+        return self.api.openapi()
 
 
 def _fleet(settings: Settings, state: AppState, tracing: Tracing | None) -> Fleet | None:
@@ -165,44 +200,6 @@ def _fleet(settings: Settings, state: AppState, tracing: Tracing | None) -> Flee
     )
 
 
-class GatewayApp(FastAPI):
-    """FastAPI, with the gateway's pure ASGI middleware outside FastAPI's own layers.
-
-    FastAPI wraps user middleware in its error, telemetry and body-limit layers; every
-    request would pay for them before the gateway's fast paths answer below. Here the
-    gateway's layers (the edge first) wrap FastAPI's whole stack instead, so a
-    request FastAPI never sees never meets them; FastAPI's bug handler
-    (`app.http.handlers`) still answers what escapes a route, as a problem.
-    """
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Requests go straight to the stack; the lifespan the way FastAPI runs it.
-
-        FastAPI's own `__call__` would check its OpenTelemetry switch on every request
-        (telemetry is off here) before reaching the same stack through Starlette's.
-        """
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
-        if self.root_path:
-            scope["root_path"] = self.root_path
-        scope["app"] = self
-        if self.middleware_stack is None:
-            self.middleware_stack = self.build_middleware_stack()
-        await self.middleware_stack(scope, receive, send)
-
-    def build_middleware_stack(self) -> ASGIApp:
-        """FastAPI's stack without the user middleware, then the user middleware around it."""
-        edge, self.user_middleware = self.user_middleware, []
-        try:
-            stack = super().build_middleware_stack()
-        finally:
-            self.user_middleware = edge
-        for cls, args, kwargs in reversed(edge):
-            stack = cls(stack, *args, **kwargs)
-        return stack
-
-
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document without its default 422: validation failures are 400 problems."""
     if app.openapi_schema is None:
@@ -222,7 +219,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 @functools.cache
-def _default_app() -> FastAPI:
+def _default_app() -> Gateway:
     settings = Settings()
     logs.configure(settings.log_level)
     return create_app(settings)

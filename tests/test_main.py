@@ -69,7 +69,7 @@ def test_only_the_production_entry_point_settles_the_heap(gateway: Gateway) -> N
 
     async def start_and_stop() -> None:
         app = create_app(Settings())
-        async with app.router.lifespan_context(app):
+        async with app.api.router.lifespan_context(app.api):
             pass
 
     asyncio.run(start_and_stop())

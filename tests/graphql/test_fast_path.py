@@ -69,9 +69,7 @@ def test_strawberry_answers_as_the_fast_path_does(
         for _ in range(2)
     ]
 
-    app = framework_only_app(
-        emulator, monkeypatch, without=GraphQLFastPath, revalidate_min_interval_seconds=0
-    )
+    app = framework_only_app(emulator, monkeypatch, revalidate_min_interval_seconds=0)
     strawberry = asyncio.run(exchange(app, requests))
     calls_after_strawberry = emulator.calls(*key)
     gateway_answers = served(gateway.client, requests)

@@ -41,7 +41,7 @@ def test_a_bug_in_a_fastapi_route_is_a_bare_500_logged_once(
     app = create_app(Settings())
     path = "/boom"
 
-    @app.api_route(path, methods=["GET"])
+    @app.api.api_route(path, methods=["GET"])
     async def boom() -> None:
         raise RuntimeError("secret internal detail /etc/passwd")
 

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 import httpx
 import pytest
 
-from app.rest.fast_path import RestFastPath
 from tests.conftest import SAMPLE_SESSION
 from tests.support.differential import (
     Request,
@@ -64,9 +63,7 @@ def test_the_route_answers_as_the_fast_path_does(
         ("GET", PATH.format("x", "%2E%2E"), (), None),  # dot segment: 400, no upstream call
     ]
 
-    app = framework_only_app(
-        emulator, monkeypatch, without=RestFastPath, revalidate_min_interval_seconds=0
-    )
+    app = framework_only_app(emulator, monkeypatch, revalidate_min_interval_seconds=0)
     route = asyncio.run(exchange(app, requests))
     calls_after_route = emulator.calls(*found), emulator.calls(*missing)
     gateway_answers = served(gateway.client, requests)

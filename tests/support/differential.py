@@ -15,9 +15,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from fastapi import FastAPI
 
-from app.main import create_app
+from app.main import Gateway, create_app
 from app.settings import Settings
 from tests.support.servers import Emulator, aws_env
 
@@ -43,22 +42,18 @@ COMPARED_HEADERS = (
 
 
 def framework_only_app(
-    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, without: type, **settings: Any
-) -> FastAPI:
-    """The gateway built in this process, pointed at the emulator, minus one fast path."""
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, **settings: Any
+) -> Gateway:
+    """The gateway built in this process, pointed at the emulator, without its fast paths."""
     for name, value in aws_env(emulator.url).items():
         if name.startswith("AWS_"):
             monkeypatch.setenv(name, value)
-    app = create_app(Settings(breaker_failure_threshold=1000, **settings))
-    kept = [m for m in app.user_middleware if _class(m) is not without]
-    assert len(kept) == len(app.user_middleware) - 1, f"{without.__name__} is not in the app"
-    app.user_middleware = kept
-    return app
+    return create_app(Settings(breaker_failure_threshold=1000, **settings), fast_paths=False)
 
 
-async def exchange(app: FastAPI, requests: Sequence[Request]) -> list[httpx.Response]:
+async def exchange(app: Gateway, requests: Sequence[Request]) -> list[httpx.Response]:
     """Send `requests` in order to `app` through its lifespan, over httpx's ASGI transport."""
-    async with app.router.lifespan_context(app):
+    async with app.api.router.lifespan_context(app.api):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             answers: list[httpx.Response] = []
@@ -101,7 +96,3 @@ def _drop_request_ids(body: Any) -> None:
     elif isinstance(body, list):
         for item in body:
             _drop_request_ids(item)
-
-
-def _class(middleware: object) -> object:
-    return getattr(middleware, "cls", None)

@@ -16,7 +16,7 @@ from jwt import PyJWTError
 
 from app.auth.jwt_verifier import looks_like_jwt
 from app.auth.tokens import TokenVerifier, bearer_token
-from app.service.callers import UNKNOWN, current_caller
+from app.service.callers import UNKNOWN
 from app.settings import Settings
 
 REMEMBERED = 4096
@@ -30,14 +30,6 @@ class Callers:
         self._static = TokenVerifier(settings.tokens)
         self._authenticated = self._static.enabled or settings.jwt_jwks_url is not None
         self._remembered: dict[bytes, str] = {}
-
-    def attribute(
-        self, headers: Iterable[tuple[bytes, bytes]], client: Iterable[object] | None
-    ) -> None:
-        """Mark the request being served as this caller's: the upstream calls it starts are
-        charged to it (the per-caller rate)."""
-        authorization = next((value for name, value in headers if name == b"authorization"), None)
-        current_caller.set(self.of(authorization, client))
 
     def of(self, authorization: bytes | None, client: Iterable[object] | None) -> str:
         """The caller: `token:<digest>`, `sub:<sub>`, `addr:<address>`, or `unknown`."""

@@ -12,8 +12,9 @@ from app.domain.model import SessionRecord, validate_key
 from app.domain.types import SessionKey
 from app.graphql.types import ProxySession
 from app.http.revalidation import wants_revalidation
-from app.http.state import get_service, get_state
+from app.http.state import caller_of, get_service, get_state
 from app.observability.metrics import Metrics
+from app.service.callers import UNKNOWN
 from app.service.sessions import ProxySessionService
 
 
@@ -27,11 +28,13 @@ class Context(BaseContext):
         *,
         revalidate: bool,
         mask_phones: bool = False,
+        caller: str = UNKNOWN,
     ) -> None:
         super().__init__()
         self.service = service
         self.metrics = metrics
         self.revalidate = revalidate
+        self.caller = caller
         self.mask_phones = mask_phones
         self._loads: dict[SessionKey, asyncio.Future[ProxySession]] = {}
         # What the response was built from, for the response cache; a stale answer is
@@ -52,7 +55,7 @@ class Context(BaseContext):
         return await asyncio.shield(load)
 
     async def _load(self, key: SessionKey) -> ProxySession:
-        lookup = await self.service.get(key, revalidate=self.revalidate)
+        lookup = await self.service.lookup(key, caller=self.caller, revalidate=self.revalidate)
         self.sources[key] = lookup.record
         if lookup.result == "stale":
             self.cacheable = False
@@ -66,8 +69,6 @@ def context_getter(*, mask_phones: bool) -> Callable[[Request], Awaitable[Contex
 
     async def get_context(request: Request) -> Context:
         state = get_state(request)
-        if state.callers is not None:
-            state.callers.attribute(request.scope["headers"], request.client)
         context = Context(
             get_service(request),
             state.metrics,
@@ -75,6 +76,7 @@ def context_getter(*, mask_phones: bool) -> Callable[[Request], Awaitable[Contex
                 request.headers.get("cache-control"), request.headers.get("pragma")
             ),
             mask_phones=mask_phones,
+            caller=caller_of(state, request.scope["headers"], request.client),
         )
         request.state.graphql_context = context  # for the router's response cache
         return context

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -9,6 +10,7 @@ from fastapi import Depends, Request
 
 from app.auth.caller import Callers
 from app.observability.metrics import Metrics
+from app.service.callers import UNKNOWN
 from app.service.sessions import ProxySessionService
 from app.settings import Settings
 
@@ -36,6 +38,17 @@ class AppState:
     service: ProxySessionService | None = None
     callers: Callers | None = None
     """Who causes upstream calls: set only when the per-caller rate is on."""
+
+
+def caller_of(
+    state: AppState, headers: Iterable[tuple[bytes, bytes]], client: Iterable[object] | None
+) -> str:
+    """Who the request's upstream calls are charged to (`UNKNOWN` while the per-caller rate
+    is off: nobody is counted)."""
+    if state.callers is None:
+        return UNKNOWN
+    authorization = next((value for name, value in headers if name == b"authorization"), None)
+    return state.callers.of(authorization, client)
 
 
 def get_state(request: Request) -> AppState:

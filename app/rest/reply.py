@@ -59,25 +59,16 @@ class Conditions:
 NO_CONDITIONS = Conditions()
 
 
-def fresh_reply(
-    service: ProxySessionService, key: SessionKey, conditions: Conditions
-) -> SessionReply | None:
-    """The answer from a fresh cached entry, without an await; None when the service must
-    be asked (a miss, a stale or negative entry, or a request to revalidate)."""
-    if _revalidates(conditions):
-        return None
-    lookup = service.fresh_hit(key)
-    return None if lookup is None else _reply(lookup, conditions)
-
-
 async def session_reply(
-    service: ProxySessionService, key: SessionKey, conditions: Conditions
+    service: ProxySessionService, key: SessionKey, conditions: Conditions, caller: str
 ) -> SessionReply:
-    """Look `key` up and answer with the cached bytes, or 304 when `If-None-Match` matches.
+    """Look `key` up for `caller` and answer with the cached bytes, or 304 when
+    `If-None-Match` matches.
 
     Raises the lookup's GatewayError; the caller renders it (app.http.errors).
     """
-    return _reply(await service.get(key, revalidate=_revalidates(conditions)), conditions)
+    lookup = await service.lookup(key, caller=caller, revalidate=_revalidates(conditions))
+    return _reply(lookup, conditions)
 
 
 def _revalidates(conditions: Conditions) -> bool:

@@ -16,7 +16,7 @@ from app.domain.errors import (
 )
 from app.domain.model import ID_MAX_LENGTH, ID_PATTERN, validate_key
 from app.http.errors import PROBLEM_JSON
-from app.http.state import ServiceDep, get_state
+from app.http.state import ServiceDep, caller_of, get_state
 from app.rest.reply import SESSION_PATH, Conditions, session_reply
 from app.rest.schemas import GetProxySessionResponse, Problem
 
@@ -102,14 +102,12 @@ async def get_proxy_session(
     pragma: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     """The proxy session, from the cache or one coalesced GetProxySession call."""
-    # In the running gateway `app.rest.fast_path` answers requests with valid ids before
-    # FastAPI, through the same `session_reply`; this route documents the operation and
-    # renders FastAPI's parameter validation failures.
+    # In the running gateway `app.rest.fast_path` answers this route's GETs before FastAPI,
+    # with the same functions; this route documents the operation.
     key = validate_key(voiceConnectorId, proxySessionId)
-    if (callers := get_state(request).callers) is not None:
-        callers.attribute(request.scope["headers"], request.client)
+    caller = caller_of(get_state(request), request.scope["headers"], request.client)
     conditions = Conditions(if_none_match, cache_control, pragma)
-    reply = await session_reply(service, key, conditions)
+    reply = await session_reply(service, key, conditions, caller)
     response = Response(reply.body, status_code=reply.status)
     response.raw_headers[:] = reply.headers
     return response

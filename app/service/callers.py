@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Protocol
-
-current_caller: ContextVar[str | None] = ContextVar("caller", default=None)
-"""The caller of the request being served: a static token's id, a JWT `sub`, or the
-client's address (set by the doors). A flight started by a request carries its caller."""
 
 UNKNOWN = "unknown"
 """The caller of work no door attributed (all such work shares one budget)."""

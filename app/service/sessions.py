@@ -16,7 +16,7 @@ from app.domain.errors import GatewayError, NotFound, Throttled, UpstreamFault
 from app.domain.model import ProxySession, SessionRecord, measured_size
 from app.domain.outcome import CacheOutcome, Forward, Outcomes
 from app.domain.types import CacheObserver, CacheResult, SessionKey
-from app.service.callers import UNKNOWN, CallerBudget, CallerRates, current_caller
+from app.service.callers import UNKNOWN, CallerBudget, CallerRates
 from app.settings import Settings
 from app.shared.codec import SharedEntry
 from app.shared.layer import SharedLayer
@@ -118,14 +118,6 @@ class ProxySessionService:
         """Count a hit served from a record obtained with `fresh_record`."""
         self._observer.cache_result("hit")
 
-    def fresh_hit(self, key: SessionKey) -> Lookup | None:
-        """The session for `key` if the cache holds it fresh, counted as a hit; else None.
-
-        No await, no upstream, no shared layer: the fast path of every repeated request.
-        """
-        entry = self._cache.get(key)
-        return None if entry is None else self._hit(entry)
-
     def _hit(self, entry: Entry[CachedValue]) -> Lookup | None:
         """The hit `entry` answers while it is fresh and found (counted), else None."""
         record = entry.value
@@ -136,10 +128,16 @@ class ProxySessionService:
         self._observer.cache_result("hit")
         return Lookup(record, "hit", ttl, _hit_outcome(ttl))
 
-    async def get(self, key: SessionKey, *, revalidate: bool = False) -> Lookup:
-        """The session for `key`; `revalidate` skips a fresh entry (but still coalesces),
-        unless the entry was filled less than `revalidate_min_interval_seconds` ago: then
-        that fill answers."""
+    async def lookup(
+        self, key: SessionKey, *, caller: str = UNKNOWN, revalidate: bool = False
+    ) -> Lookup:
+        """The session for `key`, from this process's cache or one coalesced fill, the
+        upstream call (if one is made) charged to `caller`; `revalidate` skips a fresh
+        entry (but still coalesces), unless the entry was filled less than
+        `revalidate_min_interval_seconds` ago: then that fill answers.
+
+        Raises NotFound (remembered or fresh, its cache outcome in `cache`) or the
+        GatewayError the fill failed with."""
         entry = self._cache.get(key)
         if (
             revalidate
@@ -158,7 +156,7 @@ class ProxySessionService:
                 raise remembered
             if (early := self._while_revalidating(key, entry, now)) is not None:
                 return early
-        task, leader = self._join(key, revalidate)
+        task, leader = self._join(key, revalidate, caller)
         try:
             filled = await _shielded(task)
         except UpstreamFault as fault:
@@ -192,19 +190,23 @@ class ProxySessionService:
         stored = _STORED[forward] if filled.shared is None else _VIA_SHARED[forward]
         return Lookup(record, result, ttl, _layers(filled, stored))
 
-    def _join(self, key: SessionKey, revalidate: bool) -> tuple[asyncio.Task[Filled], bool]:
+    def _join(
+        self, key: SessionKey, revalidate: bool, caller: str = UNKNOWN
+    ) -> tuple[asyncio.Task[Filled], bool]:
         """The flight for `key` (started if none), and whether this request started it.
 
         A traced request (`joined_calls` set) starting a flight gives it a record its
         upstream attempts are noted in; one joining a flight links to that record."""
         joined = joined_calls.get()
         if joined is None:
-            return self._flights.join(key, lambda: self._fill(key, revalidate=revalidate))
+            return self._flights.join(
+                key, lambda: self._fill(key, revalidate=revalidate, caller=caller)
+            )
         record: CallRecord = []
         token = current_call.set(record)  # the flight's task starts with this context
         try:
             task, leader = self._flights.join(
-                key, lambda: self._fill(key, revalidate=revalidate), note=record
+                key, lambda: self._fill(key, revalidate=revalidate, caller=caller), note=record
             )
         finally:
             current_call.reset(token)
@@ -226,16 +228,16 @@ class ProxySessionService:
         ttl = -math.ceil(stale_for)
         return Lookup(record, "stale_while_revalidate", ttl, _hit_outcome(ttl))
 
-    async def _fill(self, key: SessionKey, *, revalidate: bool) -> Filled:
+    async def _fill(self, key: SessionKey, *, revalidate: bool, caller: str = UNKNOWN) -> Filled:
         """The flight's work: the entry from upstream (through the shared layer in fleet
         mode), then this process's cache filled by the flight itself."""
         if self._shared is None:
-            entry, shared = await self._from_upstream(key), None
+            entry, shared = await self._from_upstream(key, caller), None
         else:
             deadline = asyncio.get_running_loop().time() + self._settings.upstream_timeout_seconds
             fetched = await self._shared.fetch(
                 key,
-                lambda by: self._from_upstream(key, by),
+                lambda by: self._from_upstream(key, caller, by),
                 revalidate=revalidate,
                 deadline=deadline,
             )
@@ -250,15 +252,15 @@ class ProxySessionService:
             raise error
         return Filled(value, fresh_for, shared)
 
-    async def _from_upstream(self, key: SessionKey, deadline: float | None = None) -> SharedEntry:
+    async def _from_upstream(
+        self, key: SessionKey, caller: str, deadline: float | None = None
+    ) -> SharedEntry:
         """One upstream call (by `deadline`, when given), as an entry with its freshness in
         wall-clock time.
 
         The call is charged to the caller whose request started the flight; a caller past
         `caller_upstream_rate` is refused (Throttled, which a stale entry may answer)."""
-        if self._caller_rates is not None and not await self._caller_rates.spend(
-            current_caller.get() or UNKNOWN
-        ):
+        if self._caller_rates is not None and not await self._caller_rates.spend(caller):
             raise Throttled("Too many upstream calls caused by this caller; retry shortly.")
         try:
             session = await self._source.get_proxy_session(key, deadline)

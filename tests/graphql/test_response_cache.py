@@ -61,7 +61,7 @@ def test_a_response_retires_when_its_session_expires(seeded: tuple[str, str]) ->
             clock = Clock()
             service = ProxySessionService(settings, upstream, metrics, clock)
             responses = ResponseCache()
-            lookup = await service.get(seeded)
+            lookup = await service.lookup(seeded)
             responses.put("doc", b"body", ((seeded, lookup.record),))
             fresh = responses.get("doc", service)
             clock.now += 29.9

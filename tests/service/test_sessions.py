@@ -136,7 +136,7 @@ def test_closed_sessions_live_longer(emulator: Emulator, key: tuple[str, str]) -
     emulator.seed(*key, session_with(Status="Closed", EndedTimestamp="2026-11-29T11:00:00Z"))
 
     async def scenario(service: ProxySessionService, clock: Clock) -> list[object]:
-        first = await service.get(key)
+        first = await service.lookup(key)
         clock.now += SHORT["cache_ttl_seconds"] + 1
         second = await _outcome(service, key)
         return [first.ttl, second]
@@ -161,12 +161,12 @@ def test_stale_entry_answers_when_upstream_fails(
     )
 
     async def scenario(service: ProxySessionService, clock: Clock) -> list[object]:
-        fresh = await service.get(seeded)
+        fresh = await service.lookup(seeded)
         clock.now += SHORT["cache_ttl_seconds"] + 0.01
         answers: list[object] = []
         for fault, _ in faults:
             emulator.fault(*seeded, **fault)
-            stale = await service.get(seeded)
+            stale = await service.lookup(seeded)
             answers.append((cache_status(stale.outcome), stale.ttl, stale.record is fresh.record))
         return answers
 
@@ -180,7 +180,7 @@ def test_stale_entry_answers_when_upstream_fails(
 @pytest.mark.usefixtures("aws_environment")
 def test_stale_never_replaces_a_client_error(emulator: Emulator, seeded: tuple[str, str]) -> None:
     async def scenario(service: ProxySessionService, clock: Clock) -> list[object]:
-        await service.get(seeded)
+        await service.lookup(seeded)
         clock.now += SHORT["cache_ttl_seconds"] + 0.01
         emulator.fault(*seeded, error="ForbiddenException", times=1)
         forbidden = await _outcome(service, seeded)
@@ -198,7 +198,7 @@ def test_stale_never_replaces_a_client_error(emulator: Emulator, seeded: tuple[s
 @pytest.mark.usefixtures("aws_environment")
 def test_stale_window_ends(emulator: Emulator, seeded: tuple[str, str]) -> None:
     async def scenario(service: ProxySessionService, clock: Clock) -> list[object]:
-        await service.get(seeded)
+        await service.lookup(seeded)
         emulator.fault(*seeded, error="ServiceUnavailableException")
         clock.now += SHORT["cache_ttl_seconds"] + 0.49
         inside = await _outcome(service, seeded)
@@ -231,7 +231,7 @@ def _run(scenario: Scenario, **settings: Any) -> list[object]:
 async def _outcome(service: ProxySessionService, key: tuple[str, str]) -> object:
     """The `Cache-Status` the edge writes for a lookup, or the error's code and its own."""
     try:
-        lookup = await service.get(key)
+        lookup = await service.lookup(key)
     except GatewayError as error:
         return error.code, None if error.cache is None else cache_status(error.cache)
     return cache_status(lookup.outcome)
@@ -311,7 +311,7 @@ def test_the_minimum_interval_counts_from_the_keys_last_fill(
 
         async def revalidating(k: tuple[str, str]) -> None:
             try:
-                lookup = await service.get(k, revalidate=True)
+                lookup = await service.lookup(k, revalidate=True)
             except GatewayError as error:
                 outcomes.append(
                     (error.code, None if error.cache is None else cache_status(error.cache))
@@ -359,7 +359,7 @@ def test_a_flood_of_large_entries_keeps_the_cache_under_its_byte_bound(
     async def scenario(service: ProxySessionService, clock: Clock) -> list[object]:
         sizes = []
         for k in keys:
-            await service.get(k)
+            await service.lookup(k)
             sizes.append(service.cached_bytes)
         held = [k for k in keys if service.fresh_record(k) is not None]
         return [sizes, held]

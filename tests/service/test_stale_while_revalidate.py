@@ -34,14 +34,14 @@ def test_an_expired_entry_answers_at_once_and_is_refreshed_once(
     emulator: Emulator, seeded: tuple[str, str]
 ) -> None:
     async def scenario(service: ProxySessionService, clock: Clock) -> list[object]:
-        await service.get(seeded)
+        await service.lookup(seeded)
         emulator.seed(*seeded, session_with(Name="renamed"))
         clock.now += 0.5 + 2.4  # expired 2.4 s ago (the TTL is 0.5 s)
         emulator.fault(*seeded, delay=0.3, times=1)
-        stale = await asyncio.gather(*(service.get(seeded) for _ in range(10)))
+        stale = await asyncio.gather(*(service.lookup(seeded) for _ in range(10)))
         calls_meanwhile = emulator.calls(*seeded)
         await asyncio.sleep(0.5)
-        fresh = await service.get(seeded)
+        fresh = await service.lookup(seeded)
         return [stale, calls_meanwhile, fresh]
 
     stale, calls_meanwhile, fresh = _run(scenario, **SWR)
@@ -62,12 +62,12 @@ def test_a_failed_refresh_leaves_the_entry_as_it_was_and_is_logged(
     emulator: Emulator, seeded: tuple[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     async def scenario(service: ProxySessionService, clock: Clock) -> list[object]:
-        first = await service.get(seeded)
+        first = await service.lookup(seeded)
         clock.now += 1.0
         emulator.fault(*seeded, error="ServiceFailureException", status=500)
-        during = await service.get(seeded)
+        during = await service.lookup(seeded)
         await _settle()
-        after = await service.get(seeded)
+        after = await service.lookup(seeded)
         await _settle()
         return [first, during, after]
 
@@ -91,10 +91,10 @@ def test_past_the_window_a_request_waits_for_upstream(
     emulator: Emulator, seeded: tuple[str, str]
 ) -> None:
     async def scenario(service: ProxySessionService, clock: Clock) -> list[object]:
-        await service.get(seeded)
+        await service.lookup(seeded)
         clock.now += 0.5 + 10.5
         try:
-            lookup = await service.get(seeded)
+            lookup = await service.lookup(seeded)
         except GatewayError as error:
             return [error.code]
         return [cache_status(lookup.outcome)]

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from cross_web import HTTPException, StarletteRequestAdapter
+from cross_web import HTTPException
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
@@ -61,18 +61,8 @@ def is_json(content_type: str | bytes | None) -> bool:
     return media_type == JSON
 
 
-class _RequestAdapter(StarletteRequestAdapter):
-    @property
-    def content_type(self) -> str | None:
-        # Media types are case-insensitive; strawberry compares them as written.
-        content_type = super().content_type
-        return None if content_type is None else content_type.lower()
-
-
 class GatewayRouter(GraphQLRouter[Context, None]):
     """strawberry's FastAPI router, narrowed to JSON POSTs and rendering errors with codes."""
-
-    request_adapter_class = _RequestAdapter
 
     def __init__(
         self,

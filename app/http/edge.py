@@ -8,7 +8,9 @@
 4. authentication (`app.auth`), before any cache is consulted;
 
 then the doors. Probes and `/metrics` skip 2 to 4: they are how operators see the service.
-The request's headers are read once, here, for every step.
+The request's headers are read once, here, for every step. The edge also serves `HEAD` as
+`GET` (the server sends no body) and writes the media type of `Content-Type` in lower
+case, as every door compares it.
 """
 
 from __future__ import annotations
@@ -124,7 +126,9 @@ class Edge:
             await self._not_http(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id, authorization, length, chunked = _edge_headers(scope)
+        request_id, authorization, length, chunked, media = _edge_headers(scope)
+        if media is not None and media != media.lower():
+            scope["headers"] = _lower_media_type(scope["headers"])
         rid = request_id_from(request_id)
         span = None if self.tracing is None else ServerSpan(self.tracing, scope)
         ctx = RequestContext(rid, None if span is None else span.facts)
@@ -353,10 +357,11 @@ class Edge:
 
 def _edge_headers(
     scope: Scope,
-) -> tuple[bytes | None, bytes | None, bytes | None, bytes | None]:
+) -> tuple[bytes | None, bytes | None, bytes | None, bytes | None, bytes | None]:
     """The headers the edge reads, in one pass: `X-Request-ID`, `Authorization` and
-    `Content-Length` (each its first value) and `Transfer-Encoding` (its last)."""
-    request_id = authorization = length = chunked = None
+    `Content-Length` (each its first value), `Transfer-Encoding` (its last), and the
+    media type of `Content-Type` (its first value, before any parameter)."""
+    request_id = authorization = length = chunked = media = None
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             request_id = request_id or value
@@ -366,4 +371,20 @@ def _edge_headers(
             length = length or value
         elif name == b"transfer-encoding":
             chunked = value
-    return request_id, authorization, length, chunked
+        elif name == b"content-type" and media is None:
+            media = value.partition(b";")[0]
+    return request_id, authorization, length, chunked, media
+
+
+def _lower_media_type(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`headers` with the media type of `Content-Type` in lower case (RFC 9110 8.3.1: it is
+    case-insensitive, and the doors compare it as written); its parameters are kept as
+    sent (a multipart boundary is case-sensitive)."""
+    return [
+        (name, _lower_media(value) if name == b"content-type" else value) for name, value in headers
+    ]
+
+
+def _lower_media(value: bytes) -> bytes:
+    media, semicolon, parameters = value.partition(b";")
+    return media.lower() + semicolon + parameters

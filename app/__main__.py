@@ -13,11 +13,13 @@ from pydantic import ValidationError
 
 from app import runtime
 from app.graphql.persisted import ManifestError
+from app.http import protocol
 from app.http.protocol import gateway_protocol
 from app.http.state import Lifecycle
 from app.main import create_app
 from app.observability import logs, tracing
 from app.observability.tracing import Tracing
+from app.seams import SeamChanged, require
 from app.settings import Settings
 
 # Settings whose values are never echoed: tokens, and a Redis URL that may hold a password.
@@ -82,9 +84,13 @@ def main() -> None:
     settings = _settings_or_exit()
     logs.configure(settings.log_level)
     try:
+        require([protocol.SEAM])
         app = create_app(settings, _tracing_or_exit())
     except ManifestError as exc:  # the trusted documents (GATEWAY_GRAPHQL_PERSISTED_*)
         print(f"invalid persisted documents: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except SeamChanged as exc:  # a library release moved a name the gateway relies on
+        print(f"cannot start: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     config = uvicorn.Config(
         app,

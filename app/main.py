@@ -16,11 +16,12 @@ from app import __version__, ops, pages
 from app.auth import build_authenticator
 from app.auth.caller import Callers
 from app.domain.types import SessionKey
+from app.graphql import documents, merging
 from app.graphql.fast_path import GraphQLFastPath
 from app.graphql.response_cache import ResponseCache
 from app.graphql.schema import build_router
 from app.graphql.transport import GatewayRouter
-from app.http import handlers
+from app.http import handlers, protocol
 from app.http.asgi import GRAPHQL_PATH
 from app.http.edge import Edge
 from app.http.state import AppState
@@ -31,6 +32,7 @@ from app.rest import errors as rest_errors
 from app.rest.fast_path import RestFastPath
 from app.rest.reply import SESSION_PATH
 from app.rest.routes import router as rest_router
+from app.seams import require
 from app.service.callers import CallerRates
 from app.service.sessions import ProxySessionService
 from app.settings import Settings
@@ -39,6 +41,12 @@ from app.upstream import Upstream
 from app.upstream.tracing import AttemptTracer
 
 log = logging.getLogger(__name__)
+
+GRAPHQL_SEAMS = (documents.STRAWBERRY_SEAM, documents.TOKENS_SEAM, merging.SEAM)
+"""The GraphQL door's seams, used while `GATEWAY_GRAPHQL_TUNING` is on."""
+SEAMS = (protocol.SEAM, *GRAPHQL_SEAMS)
+"""Every seam into a library's private names (docs/performance.md lists them; the botocore
+shortcuts check themselves as the client is built: `app.upstream.tuning`)."""
 
 DESCRIPTION = (
     "Internal gateway onto Amazon Chime SDK Voice `GetProxySession`, behind one cached "
@@ -56,6 +64,8 @@ def create_app(
     Without `fast_paths`, FastAPI and strawberry answer everything (the differential tests
     hold the fast paths to what they answer)."""
     settings = settings or Settings()
+    if settings.graphql_tuning:
+        require(GRAPHQL_SEAMS)
     if tracing is not None:
         logs.include_trace_ids()
     state = AppState(settings=settings, metrics=Metrics(fleet=settings.fleet))

@@ -28,6 +28,7 @@ CASES: dict[str, Callable[[Bench], report.CaseResult]] = {
     "rest_hit": cases.run_rest_hit,
     "graphql_hit": cases.run_graphql_hit,
     "graphql_worst": cases.run_graphql_worst,
+    "graphql_tuning": cases.run_graphql_tuning,
     "miss": cases.run_miss,
     "stampede": floods.run_stampede,
     "memory": floods.run_memory,

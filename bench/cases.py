@@ -261,3 +261,43 @@ def run_graphql_worst(bench: Bench) -> PairResult:
         f" {cpu_ms:.2f} ms of CPU a request (goal ≤ {WORST_CPU_MS:g} ms): {verdict}"
     )
     return result
+
+
+def run_graphql_tuning(bench: Bench) -> PairResult:
+    """The same full-path GraphQL request on a gateway with `GATEWAY_GRAPHQL_TUNING` on (each
+    document parsed and validated once) and one with it off (strawberry parses and validates
+    every request): what the strawberry and graphql-core seams buy.
+
+    The request asks to revalidate (`Cache-Control: no-cache`), so the fast path passes it
+    to strawberry; the revalidation floor answers it from the session cache but once a
+    second (`GATEWAY_REVALIDATE_MIN_INTERVAL_SECONDS`)."""
+    tuned = untuned = None
+    try:
+        tuned = bench.gateway("gateway-graphql-tuned")
+        untuned = bench.gateway("gateway-graphql-untuned", {"GATEWAY_GRAPHQL_TUNING": "off"})
+        body = json.dumps({"query": FULL_QUERY, "variables": {"vc": VC, "ps": HIT_PS}})
+        for server in (tuned, untuned):
+            reply = httpx.post(
+                f"{server.url}/graphql",
+                content=body,
+                headers={**bench.auth, "Content-Type": "application/json"},
+            )
+            if reply.status_code != 200 or reply.json().get("errors"):
+                raise RuntimeError(f"the GraphQL query failed: {reply.status_code} {reply.text}")
+        script = bench.path("graphql-revalidating", ".lua")
+        script.write_text(
+            wrk.post_script(body) + 'wrk.headers["Cache-Control"] = "no-cache"\n', encoding="utf-8"
+        )
+        result = pair(
+            bench,
+            "graphql_tuning",
+            "graphql_untuned",
+            (tuned, f"{tuned.url}/graphql", script),
+            (untuned, f"{untuned.url}/graphql", script),
+        )
+    finally:
+        bench.stop(*(server for server in (tuned, untuned) if server is not None))
+    result.notes.append(
+        "graphql_tuning: the full query through strawberry, answered from the session cache"
+    )
+    return result

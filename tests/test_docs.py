@@ -3,6 +3,7 @@ somewhere, and nothing in the repository points outside it."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pydantic import AliasChoices
 from pydantic.fields import FieldInfo
 
 from app.domain.errors import MethodNotAllowed, Unauthenticated, error_table
+from app.main import SEAMS
 from app.observability.metrics import Metrics
 from app.settings import Settings
 
@@ -243,6 +245,42 @@ def test_the_metrics_table_gives_each_family_its_type_and_labels() -> None:
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*:", re.IGNORECASE)
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+# Seams
+
+SEAM_COLUMNS = (
+    "seam",
+    "library",
+    "private names",
+    "what it buys",
+    "guard tests",
+    "start-up check",
+    "how to run without it",
+)
+BOTOCORE_ROW = "botocore's per-call shortcuts"
+
+
+def test_the_seam_table_lists_exactly_the_seams_with_their_checks() -> None:
+    rows = _table(DOCS / "performance.md", *SEAM_COLUMNS)
+    by_name = {row["seam"]: row for row in rows}
+
+    assert _differences(set(by_name), {seam.name for seam in SEAMS} | {BOTOCORE_ROW}) == {
+        "documented but not in the code": [],
+        "in the code but not documented": [],
+    }
+    for seam in SEAMS:
+        row = by_name[seam.name]
+        [check] = _spans(row["start-up check"])
+        module, _, attribute = check.rpartition(".")
+        assert getattr(importlib.import_module(module), attribute) is seam, check
+        assert row["library"] == seam.library
+        if "GATEWAY_" in seam.without:
+            assert all(name in seam.without for name in _spans(row["how to run without it"]))
+    for row in rows:
+        tests = _spans(row["guard tests"])
+        assert tests, row["seam"]
+        assert all((ROOT / test).is_file() for test in tests), row["guard tests"]
 
 
 def _anchor(heading: str) -> str:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import strawberry
+import strawberry.schema.schema as strawberry_schema
 from cachetools import LRUCache
 from graphql import (
     ASTValidationRule,
@@ -17,11 +20,13 @@ from graphql import (
 from graphql.error import GraphQLSyntaxError
 from graphql.validation import OverlappingFieldsCanBeMergedRule
 from strawberry.extensions import SchemaExtension
+from strawberry.schema import BaseSchema
 from strawberry.schema.schema import validate_document
 
 from app.graphql.limits import Refusal
 from app.graphql.merging import MergeableFieldsRule
 from app.graphql.persisted import Manifest, ManifestError
+from app.seams import Seam
 
 # A parsed document keeps its tokens for error locations: about 400 bytes a token
 # (measured with tracemalloc). The cache is bounded by that estimate, not by a count of
@@ -146,6 +151,65 @@ class DocumentCache(SchemaExtension):
         context = self.execution_context
         if self._document is not None:
             context.pre_execution_errors = self._documents.validate(
-                context.schema._schema, self._document, context.validation_rules
+                graphql_schema(context.schema), self._document, context.validation_rules
             )
         yield
+
+
+def graphql_schema(schema: BaseSchema) -> GraphQLSchema:
+    """The graphql-core schema a strawberry schema executes with (a private attribute)."""
+    built: GraphQLSchema = schema._schema  # type: ignore[attr-defined]
+    return built
+
+
+@strawberry.type
+class _Probe:
+    ok: bool
+
+
+def _missing_from_strawberry() -> list[str]:
+    """What this module needs of strawberry that the installed one lacks."""
+    missing = []
+    if not isinstance(getattr(strawberry.Schema(query=_Probe), "_schema", None), GraphQLSchema):
+        missing.append("Schema._schema")
+    validate = getattr(strawberry_schema, "validate_document", None)
+    if validate is None or list(inspect.signature(validate).parameters) != [
+        "schema",
+        "document",
+        "validation_rules",
+    ]:
+        missing.append("strawberry.schema.schema.validate_document(schema, document, rules)")
+    return missing
+
+
+def _missing_from_graphql_core() -> list[str]:
+    """Whether graphql-core still words the token limit as `Documents` expects and counts
+    a document's tokens."""
+    missing = []
+    try:
+        parse("{ a b }", max_tokens=2)
+    except GraphQLSyntaxError as error:
+        if error.message != Documents(2)._too_many:
+            missing.append("its token-limit message")
+    else:
+        missing.append("the token limit of parse()")
+    if not isinstance(getattr(parse("{ a }"), "token_count", None), int):
+        missing.append("DocumentNode.token_count")
+    return missing
+
+
+STRAWBERRY_SEAM = Seam(
+    name="strawberry's schema and validation",
+    library="strawberry-graphql",
+    without="set GATEWAY_GRAPHQL_TUNING=off, or pin strawberry-graphql to the locked release",
+    missing=_missing_from_strawberry,
+)
+"""`DocumentCache` and `Documents.trust` validate with strawberry's own rules and schema."""
+
+TOKENS_SEAM = Seam(
+    name="graphql-core's token limit",
+    library="graphql-core",
+    without="set GATEWAY_GRAPHQL_TUNING=off, or pin graphql-core to the locked release",
+    missing=_missing_from_graphql_core,
+)
+"""`Documents.parse` tells the token limit's refusal by graphql-core's words."""

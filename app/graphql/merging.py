@@ -16,6 +16,7 @@ selections. Two things bound it here:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, cast
 
 from graphql import (
@@ -33,9 +34,11 @@ from graphql import (
     visit,
 )
 from graphql.validation import OverlappingFieldsCanBeMergedRule
+from graphql.validation.rules import overlapping_fields_can_be_merged
 from graphql.validation.validate import ValidationAbortedError
 
 from app.graphql.limits import Refusal
+from app.seams import Seam
 
 COMPARISON_BUDGET = 5_000
 """graphql-core's units (about two per pair of fields compared, more for sub-selections);
@@ -128,3 +131,26 @@ class MergeableFieldsRule(OverlappingFieldsCanBeMergedRule):
             raise
         except ValidationAbortedError:
             raise Refusal("merging", _REFUSED) from None
+
+
+def _missing_from_graphql_core() -> list[str]:
+    """Whether graphql-core's field-merging rule still keeps its budget where this sets it."""
+    rule_context = getattr(overlapping_fields_can_be_merged, "RuleContext", None)
+    slots = getattr(rule_context, "__slots__", ())
+    source = inspect.getsource(OverlappingFieldsCanBeMergedRule.__init__)
+    missing = []
+    if "remaining_complexity_budget" not in slots:
+        missing.append("RuleContext.remaining_complexity_budget")
+    if "self.rule_context =" not in source:
+        missing.append("OverlappingFieldsCanBeMergedRule.rule_context")
+    return missing
+
+
+SEAM = Seam(
+    name="graphql-core's field-merging budget",
+    library="graphql-core",
+    without="set GATEWAY_GRAPHQL_TUNING=off, or pin graphql-core to the locked release",
+    missing=_missing_from_graphql_core,
+)
+"""`MergeableFieldsRule` sets the budget of graphql-core's rule (a public-looking attribute
+of an undocumented class)."""

@@ -7,12 +7,12 @@ from datetime import datetime
 
 import strawberry
 from graphql import GraphQLError, specified_rules
-from strawberry.extensions import AddValidationRules, SchemaExtension
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
 from app.graphql.context import Context, context_getter
-from app.graphql.documents import DocumentCache, Documents
+from app.graphql.documents import DocumentCache, Documents, graphql_schema
 from app.graphql.errors import OperationMetrics
 from app.graphql.limits import Limits, validation_rules
 from app.graphql.node_ids import session_key
@@ -57,24 +57,32 @@ def build_schema(
     introspection: bool = True,
     limits: Limits | None = None,
     manifest: Manifest | None = None,
+    tuned: bool = True,
 ) -> strawberry.Schema:
     """The schema, refusing documents over `limits` (and introspection when turned off),
     with the manifest's trusted documents parsed and validated (ManifestError if one is not
-    valid)."""
+    valid).
+
+    `tuned`: documents parsed and validated once each (`app.graphql.documents`), with the
+    field-merging check bounded (`app.graphql.merging`); else strawberry parses and
+    validates every request itself, with its token limiter and graphql-core's own rules."""
     limits = limits or Limits()
     manifest = manifest or Manifest.empty()
     # Built once: the rule classes and the document cache are shared by every request.
     rules = validation_rules(limits, introspection=introspection)
-    documents = Documents(limits.max_tokens)
+    config = StrawberryConfig(scalar_map={datetime: DATETIME}, disable_field_suggestions=True)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         lambda: OperationMetrics(manifest),
-        lambda: DocumentCache(documents),
         lambda: AddValidationRules(rules),
     ]
-    config = StrawberryConfig(scalar_map={datetime: DATETIME}, disable_field_suggestions=True)
+    if not tuned:
+        extensions.append(lambda: MaxTokensLimiter(limits.max_tokens))
+        return GatewaySchema(query=Query, extensions=extensions, config=config)
+    documents = Documents(limits.max_tokens)
+    extensions.insert(1, lambda: DocumentCache(documents))
     schema = GatewaySchema(query=Query, extensions=extensions, config=config)
     # The rules a request runs with: strawberry's defaults (the specification's), then ours.
-    documents.trust(schema._schema, manifest, (*specified_rules, *rules))
+    documents.trust(graphql_schema(schema), manifest, (*specified_rules, *rules))
     return schema
 
 
@@ -94,7 +102,10 @@ def build_router(settings: Settings, response_cache: ResponseCache | None = None
     manifest = load_manifest(settings)
     return GatewayRouter(
         build_schema(
-            introspection=settings.graphql_introspection, limits=limits, manifest=manifest
+            introspection=settings.graphql_introspection,
+            limits=limits,
+            manifest=manifest,
+            tuned=settings.graphql_tuning,
         ),
         graphiql=settings.graphiql,
         context_getter=context_getter(mask_phones=settings.mask_phone_numbers != "none"),

@@ -36,14 +36,18 @@ stops the gateway at start, with one line naming what is missing.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httptools
-from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from app.http.framing import Framer
+from app.seams import Seam, lacking
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGI3Application
 
 HEAD_TOO_LARGE = "gateway.head_too_large"
 """The scope key marking a request whose head was over the limit (the edge answers 431)."""
@@ -276,3 +280,88 @@ def gateway_protocol(max_header_bytes: int) -> type[GatewayHttpProtocol]:
     return type(
         "GatewayHttpProtocol", (GatewayHttpProtocol,), {"max_header_bytes": max_header_bytes}
     )
+
+
+# What this module uses of uvicorn's httptools protocol and its request/response cycle.
+_PROTOCOL_METHODS = (
+    "connection_made",
+    "connection_lost",
+    "data_received",
+    "on_headers_complete",
+    "on_message_complete",
+    "on_response_complete",
+    "send_400_response",
+    "handle_websocket_upgrade",
+    "timeout_keep_alive_handler",
+    "_unset_keepalive_if_required",
+    "_should_upgrade",
+    "_unsupported_upgrade_warning",
+    "_start_asgi_task",
+)
+_PROTOCOL_STATE = (
+    "app",
+    "cycle",
+    "flow",
+    "headers",
+    "logger",
+    "access_logger",
+    "access_log",
+    "loop",
+    "parser",
+    "pipeline",
+    "root_path",
+    "scope",
+    "server_state",
+    "timeout_keep_alive",
+    "timeout_keep_alive_task",
+    "transport",
+    "url",
+)
+_CYCLE_PARAMETERS = (
+    "scope",
+    "transport",
+    "flow",
+    "logger",
+    "access_logger",
+    "access_log",
+    "default_headers",
+    "message_event",
+    "expect_100_continue",
+    "keep_alive",
+    "on_response",
+)
+_CYCLE_STATE = ("disconnected", "message_event", "more_body", "response_complete", "scope")
+
+
+def _missing_from_uvicorn() -> list[str]:
+    """What this module needs of uvicorn that the installed one lacks."""
+    missing = lacking(HttpToolsProtocol, _PROTOCOL_METHODS)
+    protocol_source = inspect.getsource(HttpToolsProtocol)
+    missing += [
+        f"HttpToolsProtocol.{name}"
+        for name in _PROTOCOL_STATE
+        if f"self.{name} =" not in protocol_source and f"self.{name}:" not in protocol_source
+    ]
+    parameters = inspect.signature(RequestResponseCycle).parameters
+    missing += [
+        f"RequestResponseCycle({name}=)" for name in _CYCLE_PARAMETERS if name not in parameters
+    ]
+    cycle_source = inspect.getsource(RequestResponseCycle)
+    missing += [
+        f"RequestResponseCycle.{name}"
+        for name in _CYCLE_STATE
+        if f"self.{name} =" not in cycle_source and f"self.{name}:" not in cycle_source
+    ]
+    return missing
+
+
+SEAM = Seam(
+    name="uvicorn's httptools protocol",
+    library="uvicorn",
+    without=(
+        "serve the gateway with any ASGI server (`uvicorn app.main:app`) to run without the"
+        " head guard, or pin uvicorn to the release the lock names"
+    ),
+    missing=_missing_from_uvicorn,
+)
+"""The head guard's reach into uvicorn (`GatewayHttpProtocol`)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -14,14 +15,43 @@ APP = ROOT / "app"
 
 
 def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    """The modules `path` imports, relative imports resolved (`from . import x` as the
+    package's `x` when it is a module, else the package)."""
+    return _imports_of(ast.parse(path.read_text(encoding="utf-8")), _package_of(path))
+
+
+def _imports_of(tree: ast.AST, package: list[str]) -> set[str]:
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            module = _absolute(node, package)
+            if node.level and node.module is None:  # from . import x: x may be a module
+                names.update(_submodule_or(module, alias.name) for alias in node.names)
+            else:
+                names.add(module)
     return names
+
+
+def _package_of(path: Path) -> list[str]:
+    """The package a module file is in, as parts (`app/http/edge.py` is in app.http)."""
+    return list(path.relative_to(ROOT).parent.parts)
+
+
+def _absolute(node: ast.ImportFrom, package: list[str]) -> str:
+    """The absolute module an ImportFrom names."""
+    if not node.level:
+        return node.module or ""
+    base = package[: len(package) - (node.level - 1)]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def _submodule_or(package: str, name: str) -> str:
+    folder = ROOT.joinpath(*package.split("."))
+    if (folder / f"{name}.py").is_file() or (folder / name / "__init__.py").is_file():
+        return f"{package}.{name}"
+    return package
 
 
 def _modules(folder: Path) -> dict[str, set[str]]:
@@ -144,13 +174,110 @@ def test_the_service_speaks_no_http() -> None:
             and id(node) not in docstrings
             and HTTP_WORDS.search(node.value)
         ]
-        attributes = [
-            node.attr
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Attribute) and HTTP_WORDS.fullmatch("." + node.attr)
-        ]
+        identifiers = [name for name in _identifiers(tree) if HTTP_IDENTIFIERS.fullmatch(name)]
         assert words == [], path
-        assert attributes == [], path
+        assert identifiers == [], path
+
+
+# What HTTP looks like as a name: `status=404`, `headers`, `etag`, `http_…`.
+HTTP_IDENTIFIERS = re.compile(
+    r"status(_code)?|\w*headers?|http\w*|cache_control|retry_after|www_authenticate|"
+    r"content_type|etag|request|response",
+    re.IGNORECASE,
+)
+
+
+def _identifiers(tree: ast.AST) -> list[str]:
+    """Every name a module binds or uses: variables, attributes, arguments, keywords,
+    functions and classes."""
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            names.append(node.id)
+        elif isinstance(node, ast.Attribute):
+            names.append(node.attr)
+        elif isinstance(node, ast.arg) or (isinstance(node, ast.keyword) and node.arg):
+            names.append(node.arg)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.append(node.name)
+    return names
+
+
+def test_the_name_check_sees_keywords_and_relative_imports() -> None:
+    tree = ast.parse("from ..domain import outcome\noutcome.CacheOutcome(status=404)\n")
+
+    assert "status" in _identifiers(tree)
+    assert _imports_of(tree, ["app", "service"]) == {"app.domain"}
+
+
+# The libraries each package may import besides the standard library (and the app itself).
+LIBRARIES: dict[str, set[str]] = {
+    "app.__main__": {"pydantic", "uvicorn"},
+    "app.auth": {"aiohttp", "cachetools", "jwt", "orjson"},
+    "app.cache": {"cachetools"},
+    "app.domain": {"orjson"},
+    "app.graphql": {
+        "cachetools",
+        "cross_web",
+        "fastapi",
+        "graphql",
+        "orjson",
+        "starlette",
+        "strawberry",
+    },
+    "app.http": {"fastapi", "httptools", "opentelemetry", "orjson", "starlette", "uvicorn"},
+    "app.main": {"fastapi", "starlette"},
+    "app.observability": {"opentelemetry", "orjson", "prometheus_client"},
+    "app.ops": {"fastapi", "prometheus_client"},
+    "app.pages": {"fastapi", "fastapi_offline"},
+    "app.rest": {"fastapi", "pydantic", "starlette"},
+    "app.settings": {"pydantic", "pydantic_settings"},
+    "app.shared": {"cryptography", "opentelemetry", "orjson", "redis"},
+    "app.upstream": {"aioboto3", "aiobotocore", "aiohttp", "botocore", "opentelemetry"},
+}
+
+
+def test_each_package_imports_only_its_libraries() -> None:
+    standard = set(sys.stdlib_module_names) | {"__future__"}
+    beyond: dict[str, set[str]] = {}
+    for path in APP.rglob("*.py"):
+        module = _module_name(path)
+        package = ".".join(module.split(".")[:2])
+        used = _top(_imports(path)) - standard - {"app"}
+        extra = used - LIBRARIES.get(package, set())
+        if extra:
+            beyond.setdefault(module, set()).update(extra)
+
+    assert beyond == {}
+
+
+def test_uvicorn_s_internals_are_used_by_the_protocol_module_only() -> None:
+    users = {
+        module
+        for module, names in _modules(APP).items()
+        if any(name.startswith("uvicorn.") for name in names)
+    }
+
+    assert users == {"app/http/protocol.py"}
+
+
+def test_no_private_name_of_fastapi_or_starlette_is_used() -> None:
+    private = []
+    for path in APP.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and _top({node.module or ""}) & {
+                "fastapi",
+                "starlette",
+            }:
+                parts = (node.module or "").split(".")
+                names = [alias.name for alias in node.names]
+                if any(part.startswith("_") for part in parts) or any(
+                    name.startswith("_") for name in names
+                ):
+                    private.append(f"{path.name}: from {node.module} import {', '.join(names)}")
+
+    assert private == []
 
 
 def test_app_and_emulator_never_import_each_other() -> None:

@@ -36,8 +36,8 @@ class CacheOutcome:
     """The upstream failure a stale entry answered for (`hit` is False, `forward` is set)."""
     fetched: bool = False
     """The origin answered this lookup's own call."""
-    status: int = 200
-    """What the origin answered, when `fetched`: 200, or 404 for a NotFound."""
+    found: bool = True
+    """What the origin answered, when `fetched`: the session, or that there is none."""
     stored: bool = False
     collapsed: bool = False
     """The lookup joined a call already in flight for its key."""

@@ -49,7 +49,7 @@ def _format(outcome: CacheOutcome) -> bytes:
         if outcome.fault is not None:
             parts.append(f"fwd-status={outcome.fault.status}")
         elif outcome.fetched:
-            parts.append(f"fwd-status={outcome.status}")
+            parts.append("fwd-status=200" if outcome.found else "fwd-status=404")
         if outcome.stored:
             parts.append("stored")
         if outcome.collapsed:

@@ -387,10 +387,10 @@ _FORWARDS: tuple[Forward, ...] = ("miss", "stale", "request")
 _STORED = {f: CacheOutcome("local", forward=f, fetched=True, stored=True) for f in _FORWARDS}
 _COLLAPSED = {f: CacheOutcome("local", forward=f, collapsed=True) for f in _FORWARDS}
 _NOT_FOUND_STORED = {
-    f: CacheOutcome("local", forward=f, fetched=True, stored=True, status=404) for f in _FORWARDS
+    f: CacheOutcome("local", forward=f, fetched=True, stored=True, found=False) for f in _FORWARDS
 }
 _NOT_FOUND_SHARED = {
-    (f, stored): CacheOutcome("shared", forward=f, fetched=True, stored=stored, status=404)
+    (f, stored): CacheOutcome("shared", forward=f, fetched=True, stored=stored, found=False)
     for f in _FORWARDS
     for stored in (False, True)
 }

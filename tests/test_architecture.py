@@ -196,7 +196,7 @@ def _identifiers(tree: ast.AST) -> list[str]:
             names.append(node.id)
         elif isinstance(node, ast.Attribute):
             names.append(node.attr)
-        elif isinstance(node, ast.arg) or (isinstance(node, ast.keyword) and node.arg):
+        elif isinstance(node, ast.arg | ast.keyword) and node.arg:
             names.append(node.arg)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             names.append(node.name)

@@ -34,7 +34,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from app.domain.outcome import Outcomes
+    pass
 
 
 class GatewayError(Exception):
@@ -49,8 +49,6 @@ class GatewayError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.upstream_code = upstream_code
-        # How the cache answered, when it answered with this error (a remembered NotFound).
-        self.cache: Outcomes | None = None
 
 
 class BadUserInput(GatewayError):

@@ -9,13 +9,14 @@ from fastapi import Request
 from strawberry.fastapi import BaseContext
 
 from app.domain.model import SessionRecord, validate_key
-from app.domain.types import SessionKey
+from app.domain.types import CacheResult, SessionKey
 from app.graphql.types import ProxySession
+from app.http.asgi import cache_results
 from app.http.revalidation import wants_revalidation
 from app.http.state import caller_of, get_service, get_state
 from app.observability.metrics import Metrics
 from app.service.callers import UNKNOWN
-from app.service.sessions import ProxySessionService
+from app.service.sessions import Missing, ProxySessionService
 
 
 class Context(BaseContext):
@@ -29,12 +30,14 @@ class Context(BaseContext):
         revalidate: bool,
         mask_phones: bool = False,
         caller: str = UNKNOWN,
+        seen: list[CacheResult] | None = None,
     ) -> None:
         super().__init__()
         self.service = service
         self.metrics = metrics
         self.revalidate = revalidate
         self.caller = caller
+        self.seen = seen
         self.mask_phones = mask_phones
         self._loads: dict[SessionKey, asyncio.Future[ProxySession]] = {}
         # What the response was built from, for the response cache; a stale answer is
@@ -55,7 +58,11 @@ class Context(BaseContext):
         return await asyncio.shield(load)
 
     async def _load(self, key: SessionKey) -> ProxySession:
-        lookup = await self.service.lookup(key, caller=self.caller, revalidate=self.revalidate)
+        lookup = await self.service.lookup(
+            key, caller=self.caller, revalidate=self.revalidate, seen=self.seen
+        )
+        if isinstance(lookup, Missing):
+            raise lookup.error
         self.sources[key] = lookup.record
         if lookup.result == "stale":
             self.cacheable = False
@@ -77,6 +84,7 @@ def context_getter(*, mask_phones: bool) -> Callable[[Request], Awaitable[Contex
             ),
             mask_phones=mask_phones,
             caller=caller_of(state, request.scope["headers"], request.client),
+            seen=cache_results(request.scope),
         )
         request.state.graphql_context = context  # for the router's response cache
         return context

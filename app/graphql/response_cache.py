@@ -14,7 +14,7 @@ import orjson
 from cachetools import LRUCache
 
 from app.domain.model import SessionRecord
-from app.domain.types import SessionKey
+from app.domain.types import CacheResult, SessionKey
 from app.graphql.persisted import named_document
 from app.service.sessions import ProxySessionService
 
@@ -76,8 +76,14 @@ class ResponseCache:
     def __init__(self, max_bytes: int = MAX_BYTES) -> None:
         self._data: LRUCache[Hashable, CachedResponse] = LRUCache(max_bytes, getsizeof=_size)
 
-    def get(self, key: Hashable, service: ProxySessionService) -> CachedResponse | None:
-        """The cached response if every session it shows is still the fresh cached one."""
+    def get(
+        self,
+        key: Hashable,
+        service: ProxySessionService,
+        seen: list[CacheResult] | None = None,
+    ) -> CachedResponse | None:
+        """The cached response if every session it shows is still the fresh cached one;
+        each counted as a hit (and noted in `seen`, the request's access line)."""
         entry = self._data.get(key)
         if entry is None:
             return None
@@ -86,7 +92,7 @@ class ResponseCache:
                 self._data.pop(key, None)
                 return None
         for _ in entry.sources:
-            service.count_hit()
+            service.count_hit(seen)
         return entry
 
     def put(

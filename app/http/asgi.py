@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from starlette.types import Scope
 
+from app.domain.types import CacheResult
+from app.observability.context import RequestContext
+
 GRAPHQL_PATH = "/graphql"
 # Probes and metrics: never authenticated, never shed; they are how operators see the service.
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -31,6 +34,17 @@ def first_header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return bytes(value)
     return None
+
+
+REQUEST_CONTEXT = "gateway.request_context"
+"""The scope key of the request's `RequestContext` (set by the edge): where the doors note
+how the cache answered, for the access line."""
+
+
+def cache_results(scope: Scope) -> list[CacheResult] | None:
+    """The list the request's cache results are noted in (None outside the edge)."""
+    context: RequestContext | None = scope.get(REQUEST_CONTEXT)
+    return None if context is None else context.cache_results
 
 
 UNMATCHED = "unmatched"

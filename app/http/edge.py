@@ -29,6 +29,7 @@ from app.domain.errors import HeadersTooLarge, Overloaded, ShuttingDown
 from app.http.asgi import (
     GRAPHQL_PATH,
     PROBE_PATHS,
+    REQUEST_CONTEXT,
     RouteTemplate,
     first_header,
     route_template,
@@ -136,6 +137,7 @@ class Edge:
         method = scope["method"]
         if method == "HEAD":  # RFC 9110 9.3.2: served as a GET; the server sends no body
             scope = {**scope, "method": "GET"}
+        scope[REQUEST_CONTEXT] = ctx
         answer = _Answer(send, rid.encode(), scope)
         metrics = self.metrics
         metrics.requests_in_flight += 1

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.types import Send
 
 from app.domain.errors import GatewayError, InternalError, MethodNotAllowed, Unauthenticated
+from app.domain.outcome import Outcomes
 from app.http.asgi import GRAPHQL_PATH
 from app.http.cache_status import cache_status
 from app.observability.context import current_request_id, trace_facts
@@ -31,8 +32,9 @@ _JSON_TYPE = (b"content-type", b"application/json")
 _NO_STORE = (b"cache-control", b"no-store")
 
 
-def error_headers(error: GatewayError) -> RawHeaders:
-    """The headers that go with `error`, whatever its shape: the only place that knows them."""
+def error_headers(error: GatewayError, cache: Outcomes | None = None) -> RawHeaders:
+    """The headers that go with `error`, whatever its shape: the only place that knows them
+    (`Cache-Status` when a cache answered with it: `cache`)."""
     headers = [_NO_STORE]
     if error.retry_after is not None:
         headers.append((b"retry-after", b"%d" % error.retry_after))
@@ -40,8 +42,8 @@ def error_headers(error: GatewayError) -> RawHeaders:
         headers.append((b"www-authenticate", error.challenge))
     if isinstance(error, MethodNotAllowed):
         headers.append((b"allow", ", ".join(error.allow).encode()))
-    if error.cache is not None:
-        headers.append((b"cache-status", cache_status(error.cache)))
+    if cache is not None:
+        headers.append((b"cache-status", cache_status(cache)))
     return headers
 
 
@@ -76,11 +78,12 @@ def _note_on_span(error: GatewayError) -> None:
         facts.error_code = error.code
 
 
-def problem_reply(error: GatewayError) -> Reply:
-    """`error` as an RFC 9457 problem."""
+def problem_reply(error: GatewayError, cache: Outcomes | None = None) -> Reply:
+    """`error` as an RFC 9457 problem (with the `Cache-Status` of `cache`, when a cache
+    answered with it)."""
     _note_on_span(error)
     body = orjson.dumps(problem(error, current_request_id()))
-    return _framed([_PROBLEM_TYPE, *error_headers(error)], body)
+    return _framed([_PROBLEM_TYPE, *error_headers(error, cache)], body)
 
 
 def graphql_reply(error: GatewayError) -> Reply:

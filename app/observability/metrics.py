@@ -11,7 +11,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 
 from app import __version__
 from app.domain.types import CacheResult
-from app.observability.context import current
 from app.observability.request_series import CountedHistogram, CountedLabels
 from app.shared.guard import Operation, Outcome
 from app.shared.notices import Rejection
@@ -202,11 +201,8 @@ class Metrics:
         self.graphql_refused.labels(limit).inc()
 
     def cache_result(self, result: CacheResult) -> None:
-        """Record a cache verdict, and remember it for the request's access log line."""
+        """Count a cache verdict."""
         self._cache_results.counts[(result,)] += 1  # every result is counted from zero
-        ctx = current.get()
-        if ctx is not None:
-            ctx.cache_results.append(result)
 
     def shared_operation(self, operation: Operation, outcome: Outcome) -> None:
         """Count one shared-layer operation."""

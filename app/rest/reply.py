@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from app.domain.outcome import CacheOutcome
-from app.domain.types import SessionKey
+from app.domain.types import CacheResult, SessionKey
 from app.http.cache_status import cache_status, etag_matches, private_max_age
+from app.http.errors import problem_reply
 from app.http.revalidation import wants_revalidation
-from app.service import Lookup, ProxySessionService
+from app.service import Lookup, Missing, ProxySessionService
 
 SESSION_PATH = "/v1/voice-connectors/{voiceConnectorId}/proxy-sessions/{proxySessionId}"
 
@@ -60,14 +61,23 @@ NO_CONDITIONS = Conditions()
 
 
 async def session_reply(
-    service: ProxySessionService, key: SessionKey, conditions: Conditions, caller: str
+    service: ProxySessionService,
+    key: SessionKey,
+    conditions: Conditions,
+    caller: str,
+    seen: list[CacheResult] | None = None,
 ) -> SessionReply:
-    """Look `key` up for `caller` and answer with the cached bytes, or 304 when
-    `If-None-Match` matches.
+    """Look `key` up for `caller` and answer with the cached bytes, 304 when
+    `If-None-Match` matches, or the 404 problem when there is no such session (with its
+    `Cache-Status`); `seen` gets how the cache answered (the request's access line).
 
     Raises the lookup's GatewayError; the caller renders it (app.http.errors).
     """
-    lookup = await service.lookup(key, caller=caller, revalidate=_revalidates(conditions))
+    revalidate = _revalidates(conditions)
+    lookup = await service.lookup(key, caller=caller, revalidate=revalidate, seen=seen)
+    if isinstance(lookup, Missing):
+        headers, body = problem_reply(lookup.error, lookup.outcome)
+        return SessionReply(lookup.error.status, tuple(headers), body)
     return _reply(lookup, conditions)
 
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from app.service.sessions import Lookup, ProxySessionService, SessionSource
+from app.service.sessions import Lookup, Missing, ProxySessionService, SessionSource
 
-__all__ = ["Lookup", "ProxySessionService", "SessionSource"]
+__all__ = ["Lookup", "Missing", "ProxySessionService", "SessionSource"]

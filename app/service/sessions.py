@@ -53,10 +53,20 @@ class Lookup(NamedTuple):
     outcome: Outcomes
 
 
-class Filled(NamedTuple):
-    """What a flight got: the record, its seconds of freshness, the shared layer's outcome."""
+class Missing(NamedTuple):
+    """The origin's answer that there is no such session (remembered or fresh), how the
+    cache answered for it, and that layer's outcome."""
 
-    record: SessionRecord
+    error: NotFound
+    result: CacheResult
+    outcome: Outcomes
+
+
+class Filled(NamedTuple):
+    """What a flight got: the record (or the origin's NotFound), its seconds of freshness,
+    the shared layer's outcome."""
+
+    record: SessionRecord | NotFound
     fresh_for: float
     shared: CacheOutcome | None
 
@@ -114,30 +124,32 @@ class ProxySessionService:
             return None
         return entry.value
 
-    def count_hit(self) -> None:
+    def count_hit(self, seen: list[CacheResult] | None = None) -> None:
         """Count a hit served from a record obtained with `fresh_record`."""
-        self._observer.cache_result("hit")
+        self._count("hit", seen)
 
-    def _hit(self, entry: Entry[CachedValue]) -> Lookup | None:
-        """The hit `entry` answers while it is fresh and found (counted), else None."""
-        record = entry.value
-        left = entry.fresh_until - self._clock()
-        if left <= 0 or isinstance(record, NotFound):
-            return None
-        ttl = _seconds(left)
-        self._observer.cache_result("hit")
-        return Lookup(record, "hit", ttl, _hit_outcome(ttl))
+    def _count(self, result: CacheResult, seen: list[CacheResult] | None) -> None:
+        """Count `result`, and note it in the request's `seen` (its access line)."""
+        self._observer.cache_result(result)
+        if seen is not None:
+            seen.append(result)
 
     async def lookup(
-        self, key: SessionKey, *, caller: str = UNKNOWN, revalidate: bool = False
-    ) -> Lookup:
-        """The session for `key`, from this process's cache or one coalesced fill, the
-        upstream call (if one is made) charged to `caller`; `revalidate` skips a fresh
-        entry (but still coalesces), unless the entry was filled less than
-        `revalidate_min_interval_seconds` ago: then that fill answers.
+        self,
+        key: SessionKey,
+        *,
+        caller: str = UNKNOWN,
+        revalidate: bool = False,
+        seen: list[CacheResult] | None = None,
+    ) -> Lookup | Missing:
+        """The session for `key` (a Lookup), or the origin's word that there is none (a
+        Missing), from this process's cache or one coalesced fill. The upstream call, if
+        one is made, is charged to `caller`; `revalidate` skips a fresh entry (but still
+        coalesces), unless the entry was filled less than `revalidate_min_interval_seconds`
+        ago: then that fill answers. How the cache answered is counted, and noted in
+        `seen` when given (the request's access line).
 
-        Raises NotFound (remembered or fresh, its cache outcome in `cache`) or the
-        GatewayError the fill failed with."""
+        Raises the GatewayError a fill failed with, when no stale record may answer."""
         entry = self._cache.get(key)
         if (
             revalidate
@@ -146,47 +158,50 @@ class ProxySessionService:
         ):
             revalidate = False
         if entry is not None and not revalidate:
-            if (hit := self._hit(entry)) is not None:
-                return hit
             now = self._clock()
-            if entry.fresh(now) and isinstance(entry.value, NotFound):
-                self._observer.cache_result("negative")
-                remembered = NotFound(entry.value.detail, upstream_code=entry.value.upstream_code)
-                remembered.cache = _hit_outcome(_seconds(entry.ttl(now)))
-                raise remembered
-            if (early := self._while_revalidating(key, entry, now)) is not None:
+            value = entry.value
+            if entry.fresh_until > now:
+                ttl = _seconds(entry.fresh_until - now)
+                if isinstance(value, NotFound):
+                    self._count("negative", seen)
+                    remembered = NotFound(value.detail, upstream_code=value.upstream_code)
+                    return Missing(remembered, "negative", _hit_outcome(ttl))
+                self._count("hit", seen)
+                return Lookup(value, "hit", ttl, _hit_outcome(ttl))
+            if (early := self._while_revalidating(key, entry, now, seen)) is not None:
                 return early
         task, leader = self._join(key, revalidate, caller)
+        joined: CacheResult = "miss" if leader else "coalesced"
         try:
             filled = await _shielded(task)
         except UpstreamFault as fault:
             stale = await self._stale_record(key)
             if stale is None:
-                self._observer.cache_result("miss" if leader else "coalesced")
+                self._count(joined, seen)
                 raise
-            self._observer.cache_result("stale")
+            self._count("stale", seen)
             return Lookup(stale, "stale", 0, CacheOutcome("local", forward="stale", fault=fault))
-        except NotFound as error:
-            self._observer.cache_result("miss" if leader else "coalesced")
-            raise _answered(error, _forward(entry, revalidate), leader) from None
         except GatewayError:
-            self._observer.cache_result("miss" if leader else "coalesced")
+            self._count(joined, seen)
             raise
         record = filled.record
+        forward = _forward(entry, revalidate)
+        if isinstance(record, NotFound):
+            self._count(joined, seen)
+            return _missing(record, filled.shared, forward, leader, joined)
         if filled.shared is not None and filled.shared.fault is not None:
             # The call failed; the shared layer's expired entry answers (stale-if-error).
-            self._observer.cache_result("stale")
+            self._count("stale", seen)
             local = CacheOutcome("local", forward="stale", fault=filled.shared.fault)
             return Lookup(record, "stale", 0, (filled.shared, local))
         ttl = _seconds(filled.fresh_for)
-        forward = _forward(entry, revalidate)
         if not leader:
-            self._observer.cache_result("coalesced")
+            self._count("coalesced", seen)
             return Lookup(record, "coalesced", ttl, _layers(filled, _COLLAPSED[forward]))
         result: CacheResult = "revalidated" if entry is not None or revalidate else "miss"
         if filled.shared is not None and filled.shared.hit:
             result = "shared_hit"
-        self._observer.cache_result(result)
+        self._count(result, seen)
         stored = _STORED[forward] if filled.shared is None else _VIA_SHARED[forward]
         return Lookup(record, result, ttl, _layers(filled, stored))
 
@@ -215,7 +230,11 @@ class ProxySessionService:
         return task, leader
 
     def _while_revalidating(
-        self, key: SessionKey, entry: Entry[CachedValue], now: float
+        self,
+        key: SessionKey,
+        entry: Entry[CachedValue],
+        now: float,
+        seen: list[CacheResult] | None,
     ) -> Lookup | None:
         """Within the stale-while-revalidate window, the old record at once, with one
         background refresh of `key` started (or already running); else None."""
@@ -224,7 +243,7 @@ class ProxySessionService:
         if isinstance(record, NotFound) or not 0 <= stale_for < self._swr:
             return None
         self._flights.join(key, lambda: self._fill(key, revalidate=False), background=True)
-        self._observer.cache_result("stale_while_revalidate")
+        self._count("stale_while_revalidate", seen)
         ttl = -math.ceil(stale_for)
         return Lookup(record, "stale_while_revalidate", ttl, _hit_outcome(ttl))
 
@@ -244,12 +263,8 @@ class ProxySessionService:
             entry, shared = fetched.entry, fetched.outcome
         fresh_for = self._keep_locally(key, entry)
         value = entry.value
-        if isinstance(value, NotFound):
-            # A fresh error, not the stored one: a raised error drags its traceback along.
-            # It carries the shared layer's outcome; each request adds its own (`get`).
-            error = NotFound(value.detail, upstream_code=value.upstream_code)
-            error.cache = None if shared is None else _not_found(shared)
-            raise error
+        if isinstance(value, NotFound) and shared is not None:
+            shared = _not_found(shared)
         return Filled(value, fresh_for, shared)
 
     async def _from_upstream(
@@ -356,19 +371,23 @@ def _forward(entry: Entry[CachedValue] | None, revalidate: bool) -> Forward:
     return "request" if revalidate else ("stale" if entry is not None else "miss")
 
 
-def _answered(error: NotFound, forward: Forward, leader: bool) -> NotFound:
-    """The NotFound a flight raised, for one of its requests: its own copy, with the
-    outcome of every layer (the flight's error is shared by all its requests)."""
+def _missing(
+    error: NotFound,
+    shared: CacheOutcome | None,
+    forward: Forward,
+    leader: bool,
+    result: CacheResult,
+) -> Missing:
+    """The NotFound a flight got, for one of its requests: its own copy (the flight's is
+    shared by all its requests), with the outcome of every layer."""
     answer = NotFound(error.detail, upstream_code=error.upstream_code)
-    shared = error.cache if isinstance(error.cache, CacheOutcome) else None
     if not leader:
         local = _COLLAPSED[forward]
     elif shared is None:
         local = _NOT_FOUND_STORED[forward]
     else:
         local = _VIA_SHARED["miss" if shared.hit else forward]
-    answer.cache = local if shared is None else (shared, local)
-    return answer
+    return Missing(answer, result, local if shared is None else (shared, local))
 
 
 def _not_found(shared: CacheOutcome) -> CacheOutcome:

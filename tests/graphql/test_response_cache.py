@@ -8,7 +8,7 @@ import pytest
 
 from app.graphql.response_cache import ResponseCache
 from app.observability.metrics import Metrics
-from app.service import ProxySessionService
+from app.service import Lookup, ProxySessionService
 from app.settings import Settings
 from app.upstream import Upstream
 from tests.conftest import FULL, NAME_QUERY, GatewayFactory, session_with
@@ -62,6 +62,7 @@ def test_a_response_retires_when_its_session_expires(seeded: tuple[str, str]) ->
             service = ProxySessionService(settings, upstream, metrics, clock)
             responses = ResponseCache()
             lookup = await service.lookup(seeded)
+            assert isinstance(lookup, Lookup)
             responses.put("doc", b"body", ((seeded, lookup.record),))
             fresh = responses.get("doc", service)
             clock.now += 29.9

@@ -13,7 +13,7 @@ import pytest
 from app.domain.errors import GatewayError
 from app.http.cache_status import cache_status
 from app.observability.metrics import Metrics
-from app.service import ProxySessionService
+from app.service import Lookup, Missing, ProxySessionService
 from app.settings import Settings
 from app.upstream import Upstream
 from tests.conftest import NAME_QUERY, SHARED_GATEWAY_SETTINGS, GatewayFactory, session_with
@@ -136,7 +136,7 @@ def test_closed_sessions_live_longer(emulator: Emulator, key: tuple[str, str]) -
     emulator.seed(*key, session_with(Status="Closed", EndedTimestamp="2026-11-29T11:00:00Z"))
 
     async def scenario(service: ProxySessionService, clock: Clock) -> list[object]:
-        first = await service.lookup(key)
+        first = found(await service.lookup(key))
         clock.now += SHORT["cache_ttl_seconds"] + 1
         second = await _outcome(service, key)
         return [first.ttl, second]
@@ -161,12 +161,12 @@ def test_stale_entry_answers_when_upstream_fails(
     )
 
     async def scenario(service: ProxySessionService, clock: Clock) -> list[object]:
-        fresh = await service.lookup(seeded)
+        fresh = found(await service.lookup(seeded))
         clock.now += SHORT["cache_ttl_seconds"] + 0.01
         answers: list[object] = []
         for fault, _ in faults:
             emulator.fault(*seeded, **fault)
-            stale = await service.lookup(seeded)
+            stale = found(await service.lookup(seeded))
             answers.append((cache_status(stale.outcome), stale.ttl, stale.record is fresh.record))
         return answers
 
@@ -233,7 +233,9 @@ async def _outcome(service: ProxySessionService, key: tuple[str, str]) -> object
     try:
         lookup = await service.lookup(key)
     except GatewayError as error:
-        return error.code, None if error.cache is None else cache_status(error.cache)
+        return error.code, None
+    if isinstance(lookup, Missing):
+        return lookup.error.code, cache_status(lookup.outcome)
     return cache_status(lookup.outcome)
 
 
@@ -310,12 +312,9 @@ def test_the_minimum_interval_counts_from_the_keys_last_fill(
         outcomes: list[object] = []
 
         async def revalidating(k: tuple[str, str]) -> None:
-            try:
-                lookup = await service.lookup(k, revalidate=True)
-            except GatewayError as error:
-                outcomes.append(
-                    (error.code, None if error.cache is None else cache_status(error.cache))
-                )
+            lookup = await service.lookup(k, revalidate=True)
+            if isinstance(lookup, Missing):
+                outcomes.append((lookup.error.code, cache_status(lookup.outcome)))
             else:
                 outcomes.append(cache_status(lookup.outcome))
 
@@ -372,3 +371,9 @@ def test_a_flood_of_large_entries_keeps_the_cache_under_its_byte_bound(
     assert sizes[-1] > bound // 2
     assert 0 < len(held) < len(keys)
     assert held == keys[-len(held) :]  # the least recently used went first
+
+
+def found(lookup: Lookup | Missing) -> Lookup:
+    """A lookup that found its session."""
+    assert isinstance(lookup, Lookup), lookup
+    return lookup

@@ -7,19 +7,18 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import NamedTuple, Protocol
 
 from app.cache.singleflight import SingleFlight
 from app.cache.ttl_cache import Entry, PartedCache, TtlCache
+from app.domain.answer import Answer, Shared
 from app.domain.errors import GatewayError, NotFound, Throttled, UpstreamFault
 from app.domain.model import ProxySession, SessionRecord, measured_size
 from app.domain.outcome import CacheOutcome, Forward, Outcomes
 from app.domain.types import CacheObserver, CacheResult, SessionKey
 from app.service.callers import UNKNOWN, CallerBudget, CallerRates
 from app.settings import Settings
-from app.shared.codec import SharedEntry
-from app.shared.layer import SharedLayer
 from app.upstream.calls import CallRecord, current_call, joined_calls
 
 log = logging.getLogger(__name__)
@@ -39,6 +38,24 @@ class SessionSource(Protocol):
     ) -> ProxySession:
         """Fetch one session or raise a GatewayError; by `deadline` (event-loop time) when
         given, else within the upstream timeout."""
+
+
+class SharedCache(Protocol):
+    """The layer every replica shares (fleet mode): one upstream call per key for the fleet."""
+
+    async def fetch(
+        self,
+        key: SessionKey,
+        origin: Callable[[float], Awaitable[Answer]],
+        *,
+        revalidate: bool,
+        deadline: float,
+    ) -> Shared:
+        """A fresh answer for `key`: the shared one, or `origin`'s (called by one replica of
+        the fleet, by `deadline`, event-loop time)."""
+
+    async def stale(self, key: SessionKey) -> SessionRecord | None:
+        """A found record for `key` within its stale window (stale-if-error), or None."""
 
 
 class Lookup(NamedTuple):
@@ -85,9 +102,8 @@ class ProxySessionService:
         observer: CacheObserver,
         clock: Clock = time.monotonic,
         *,
-        shared: SharedLayer | None = None,
+        shared: SharedCache | None = None,
         caller_rates: CallerBudget | None = None,
-        wall: Clock = time.time,
     ) -> None:
         self._settings = settings
         self._source = source
@@ -96,7 +112,6 @@ class ProxySessionService:
         self._flights: SingleFlight[SessionKey, Filled] = SingleFlight(_refresh_failed)
         self._mask_all = settings.mask_phone_numbers == "all"
         self._clock = clock
-        self._wall = wall
         self._shared = shared
         self._swr = settings.stale_while_revalidate_seconds
         # How long past its freshness an entry is kept: for stale-if-error and for SWR.
@@ -251,27 +266,25 @@ class ProxySessionService:
         """The flight's work: the entry from upstream (through the shared layer in fleet
         mode), then this process's cache filled by the flight itself."""
         if self._shared is None:
-            entry, shared = await self._from_upstream(key, caller), None
+            answer, shared = await self._from_upstream(key, caller), None
         else:
             deadline = asyncio.get_running_loop().time() + self._settings.upstream_timeout_seconds
-            fetched = await self._shared.fetch(
+            answer, shared = await self._shared.fetch(
                 key,
                 lambda by: self._from_upstream(key, caller, by),
                 revalidate=revalidate,
                 deadline=deadline,
             )
-            entry, shared = fetched.entry, fetched.outcome
-        fresh_for = self._keep_locally(key, entry)
-        value = entry.value
+        fresh_for = self._keep_locally(key, answer)
+        value = answer.value
         if isinstance(value, NotFound) and shared is not None:
             shared = _not_found(shared)
         return Filled(value, fresh_for, shared)
 
     async def _from_upstream(
         self, key: SessionKey, caller: str, deadline: float | None = None
-    ) -> SharedEntry:
-        """One upstream call (by `deadline`, when given), as an entry with its freshness in
-        wall-clock time.
+    ) -> Answer:
+        """One upstream call (by `deadline`, when given), as an answer with its freshness.
 
         The call is charged to the caller whose request started the flight; a caller past
         `caller_upstream_rate` is refused (Throttled, which a stale entry may answer)."""
@@ -280,23 +293,20 @@ class ProxySessionService:
         try:
             session = await self._source.get_proxy_session(key, deadline)
         except NotFound as error:
-            now = self._wall()
             # A fresh error, not the raised one: that one drags its traceback (botocore's
             # frames, the reply) and its cause along for as long as the entry lives.
             remembered = NotFound(error.detail, upstream_code=error.upstream_code)
-            ttl = self._settings.negative_cache_ttl_seconds
-            return SharedEntry(remembered, now + ttl, now + ttl)
+            return Answer(remembered, self._settings.negative_cache_ttl_seconds, 0)
         if self._mask_all:
             session = session.masked()
         record = SessionRecord.render(session)
-        ttl, now = self._ttl_for(record), self._wall()
-        return SharedEntry(record, now + ttl, now + ttl + self._keep)
+        return Answer(record, self._ttl_for(record), self._keep)
 
-    def _keep_locally(self, key: SessionKey, entry: SharedEntry) -> float:
-        """Put `entry` in this process's cache with what is left of it; its freshness left."""
+    def _keep_locally(self, key: SessionKey, answer: Answer) -> float:
+        """Put `answer` in this process's cache for what is left of it; its freshness left."""
         # To the millisecond: what passed since the entry was made is not worth less.
-        fresh_for = round(entry.fresh_until - self._wall(), 3)
-        self._cache.put(key, entry.value, fresh_for, max(0.0, entry.keep_until - entry.fresh_until))
+        fresh_for = round(answer.fresh_for, 3)
+        self._cache.put(key, answer.value, fresh_for, max(0.0, answer.keep_for))
         self._observer.cache_size(len(self._cache))
         return fresh_for
 
@@ -313,10 +323,7 @@ class ProxySessionService:
             return entry.value
         if self._shared is None:
             return None
-        shared = await self._shared.stale(key)
-        if shared is None or isinstance(shared.value, NotFound):
-            return None
-        return shared.value
+        return await self._shared.stale(key)
 
 
 def _refresh_failed(key: SessionKey, error: BaseException) -> None:

@@ -19,9 +19,9 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
+from app.domain.answer import Answer, Shared
 from app.domain.errors import (
     GatewayError,
     NotFound,
@@ -30,6 +30,7 @@ from app.domain.errors import (
     reportable_code,
     reported_error,
 )
+from app.domain.model import SessionRecord
 from app.domain.outcome import CacheOutcome, Forward
 from app.domain.types import SessionKey
 from app.shared.codec import Codec, SharedEntry
@@ -39,7 +40,7 @@ from app.shared.notices import Notice, Notices
 
 log = logging.getLogger(__name__)
 
-Origin = Callable[[float], Awaitable[SharedEntry]]
+Origin = Callable[[float], Awaitable[Answer]]
 """The upstream call, by a deadline (event-loop time), as an entry to share (a NotFound is
 an entry); faults raise."""
 
@@ -63,14 +64,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Fetched:
-    """What a fetch got, and how the shared layer answered for it."""
-
-    entry: SharedEntry
-    outcome: CacheOutcome
 
 
 def entry_name(prefix: str, kind: str, key: SessionKey) -> bytes:
@@ -138,7 +131,7 @@ class SharedLayer:
 
     async def fetch(
         self, key: SessionKey, origin: Origin, *, revalidate: bool, deadline: float
-    ) -> Fetched:
+    ) -> Shared:
         """A fresh entry for `key`: the shared one, or one upstream call for the fleet, by
         `deadline` (event-loop time; UpstreamTimeout when it passes while waiting).
 
@@ -146,13 +139,23 @@ class SharedLayer:
         shared layer adds at most that to the deadline. Should the call fail, an entry still
         within its stale window answers (its outcome carries the fault).
         """
+        entry, outcome = await self._fetch_entry(
+            key, origin, revalidate=revalidate, deadline=deadline
+        )
+        now = self._wall()
+        answer = Answer(entry.value, entry.fresh_until - now, entry.keep_until - entry.fresh_until)
+        return Shared(answer, outcome)
+
+    async def _fetch_entry(
+        self, key: SessionKey, origin: Origin, *, revalidate: bool, deadline: float
+    ) -> tuple[SharedEntry, CacheOutcome]:
         share = TimeShare(self._guard.timeout)
         forward: Forward = "request"
         seen: SharedEntry | None = None
         if not revalidate:
             seen = await self.read(key, share)
             if seen is not None and seen.fresh(self._wall()):
-                return Fetched(seen, _shared_hit(seen, self._wall()))
+                return seen, _shared_hit(seen, self._wall())
             forward = "miss" if seen is None else "stale"
         try:
             return await self._fetch(key, origin, revalidate, forward, share, deadline)
@@ -161,7 +164,7 @@ class SharedLayer:
                 raise
             if self._wall() >= seen.keep_until:
                 raise
-            return Fetched(seen, CacheOutcome("shared", forward=forward, fault=fault))
+            return seen, CacheOutcome("shared", forward=forward, fault=fault)
 
     async def _fetch(
         self,
@@ -171,7 +174,7 @@ class SharedLayer:
         forward: Forward,
         share: TimeShare,
         deadline: float,
-    ) -> Fetched:
+    ) -> tuple[SharedEntry, CacheOutcome]:
         loop = asyncio.get_running_loop()
         while True:
             waiter = self._notices.waiter(key)
@@ -201,29 +204,29 @@ class SharedLayer:
             entry = await self.read(key, share)
             fresh = entry is not None and entry.fresh(self._wall())
             if entry is not None and fresh and (not revalidate or notice is not None):
-                return Fetched(entry, _collapsed(forward))
+                return entry, _collapsed(forward)
             # No fill yet: the lease again. Its holder renews it while it calls; one that
             # died lets it lapse, and the waiter that takes it then calls in its place.
 
     async def _filled_meanwhile(
         self, key: SessionKey, token: str, share: TimeShare
-    ) -> Fetched | None:
+    ) -> tuple[SharedEntry, CacheOutcome] | None:
         """The fresh entry another replica wrote just now, with the lease let go; else None."""
         entry = await self.read(key, share)
         if entry is None or not entry.fresh(self._wall()):
             return None
         self._in_background(self._release_lease(key, token))
-        return Fetched(entry, _shared_hit(entry, self._wall()))
+        return entry, _shared_hit(entry, self._wall())
 
-    async def stale(self, key: SessionKey) -> SharedEntry | None:
-        """A found entry for `key` still within its stale window, for stale-if-error; None
+    async def stale(self, key: SessionKey) -> SessionRecord | None:
+        """A found record for `key` still within its stale window, for stale-if-error; None
         at once while the shared layer is failing (a request has waited enough)."""
         if not self._guard.up:
             return None
         entry = await self.read(key)
         if entry is None or isinstance(entry.value, GatewayError):
             return None
-        return entry if self._wall() < entry.keep_until else None
+        return entry.value if self._wall() < entry.keep_until else None
 
     async def _take_lease(self, key: SessionKey, share: TimeShare) -> str | None:
         token = secrets.token_hex(8)
@@ -249,12 +252,12 @@ class SharedLayer:
         forward: Forward,
         revalidate: bool,
         deadline: float,
-    ) -> Fetched:
+    ) -> tuple[SharedEntry, CacheOutcome]:
         """Holding the lease: call the origin, share what it said, tell the others (the
         notice and the lease's release go on in the background: the answer is ready)."""
         renewing = asyncio.create_task(self._keep_lease(key, token, deadline))
         try:
-            entry = await origin(deadline)
+            entry = self._stamped(await origin(deadline))
         except GatewayError as error:
             failed = Notice("fail", key, self._replica, reportable_code(error))
             self._in_background(self._tell_and_release(failed, key, token))
@@ -268,7 +271,7 @@ class SharedLayer:
         stored = await self.write(key, entry, TimeShare(self._guard.timeout))
         done = Notice("inv" if revalidate else "fill", key, self._replica)
         self._in_background(self._tell_and_release(done, key, token))
-        return Fetched(entry, _fetched(forward, stored))
+        return entry, _fetched(forward, stored)
 
     async def _keep_lease(self, key: SessionKey, token: str, deadline: float) -> None:
         """Renew the lease while the call runs, never past its deadline: waiters see a live
@@ -285,10 +288,17 @@ class SharedLayer:
             with contextlib.suppress(SharedDown):
                 await self._guard.run("renew", renew)
 
-    async def _alone(self, origin: Origin, forward: Forward, deadline: float) -> Fetched:
+    async def _alone(
+        self, origin: Origin, forward: Forward, deadline: float
+    ) -> tuple[SharedEntry, CacheOutcome]:
         """The shared layer is not answering: call the origin as a lone replica would."""
-        entry = await origin(deadline)
-        return Fetched(entry, _fetched(forward, stored=False))
+        entry = self._stamped(await origin(deadline))
+        return entry, _fetched(forward, stored=False)
+
+    def _stamped(self, answer: Answer) -> SharedEntry:
+        """The origin's answer at wall-clock times, as every replica reads it."""
+        fresh_until = self._wall() + answer.fresh_for
+        return SharedEntry(answer.value, fresh_until, fresh_until + answer.keep_for)
 
     async def write(
         self, key: SessionKey, entry: SharedEntry, share: TimeShare | None = None

@@ -66,8 +66,6 @@ def create_app(
     settings = settings or Settings()
     if settings.graphql_tuning:
         require(GRAPHQL_SEAMS)
-    if tracing is not None:
-        logs.include_trace_ids()
     state = AppState(settings=settings, metrics=Metrics(fleet=settings.fleet))
     if settings.caller_upstream_rate:
         state.callers = Callers(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import sys
@@ -263,7 +264,7 @@ def measured_size(value: object) -> int:
     while stack:
         item = stack.pop()
         size += getsizeof(item)
-        kind = type(item)
+        kind: type = type(item)
         if kind in _LEAVES:
             continue
         if isinstance(item, tuple | list):
@@ -273,17 +274,18 @@ def measured_size(value: object) -> int:
         elif isinstance(item, NotFound):
             stack += (item.detail, item.upstream_code)
         else:
-            names = _SLOTS.get(kind)
-            if names is None:
-                names = _SLOTS[kind] = tuple(getattr(kind, "__slots__", ()))
-            stack.extend([getattr(item, name) for name in names])
+            stack.extend([getattr(item, name) for name in _slots(kind)])
     return size
 
 
 _LEAF_CLASSES = (str, bytes, int, float, datetime)  # bool is an int
 _LEAVES = frozenset({*_LEAF_CLASSES, bool, type(None)})
-_SLOTS: dict[type, tuple[str, ...]] = {}
-"""The attribute names a slotted class's instances hold (none for another class)."""
+
+
+@functools.lru_cache(maxsize=64)
+def _slots(kind: type) -> tuple[str, ...]:
+    """The attribute names a slotted class's instances hold (none for another class)."""
+    return tuple(getattr(kind, "__slots__", ()))
 
 
 def etag_of(body: bytes) -> str:

@@ -8,13 +8,13 @@ header lists them closest to the origin first (RFC 9211 section 2).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from app.domain.outcome import CacheLayer, CacheOutcome
 
 CACHE_NAMES: dict[CacheLayer, str] = {"local": "proxy-gateway", "shared": "proxy-gateway-shared"}
 
-_formatted: dict[CacheOutcome, bytes] = {}
 MEMOIZED = 4096
 """Formatted values kept: outcomes without a fault repeat (a hit per ttl, a miss, ...)."""
 
@@ -27,14 +27,16 @@ def cache_status(outcomes: CacheOutcome | Sequence[CacheOutcome]) -> bytes:
 
 
 def _member(outcome: CacheOutcome) -> bytes:
-    if outcome.fault is not None:  # errors do not hash by value; these are rare anyway
+    if outcome.fault is not None:  # made for one answer each: not worth keeping
         return _format(outcome)
-    text = _formatted.get(outcome)
-    if text is None:
-        text = _format(outcome)
-        if len(_formatted) < MEMOIZED:
-            _formatted[outcome] = text
-    return text
+    return _formatted(outcome)
+
+
+@functools.lru_cache(maxsize=MEMOIZED)
+def _formatted(outcome: CacheOutcome) -> bytes:
+    """`_format`, once per outcome (outcomes hash by identity, and the service hands out
+    one per kind of answer)."""
+    return _format(outcome)
 
 
 def _format(outcome: CacheOutcome) -> bytes:
@@ -57,17 +59,10 @@ def _format(outcome: CacheOutcome) -> bytes:
     return "; ".join(parts).encode()
 
 
-_cache_controls: dict[int, bytes] = {}
-
-
+@functools.lru_cache(maxsize=MEMOIZED)
 def private_max_age(seconds: int) -> bytes:
     """`Cache-Control: private, max-age=N` for an answer fresh for `seconds` more."""
-    value = _cache_controls.get(seconds)
-    if value is None:
-        value = b"private, max-age=%d" % max(0, seconds)
-        if len(_cache_controls) < MEMOIZED:
-            _cache_controls[seconds] = value
-    return value
+    return b"private, max-age=%d" % max(0, seconds)
 
 
 def etag_matches(if_none_match: str, etag: str) -> bool:

@@ -49,7 +49,7 @@ from app.http.limits import (
 from app.http.protocol import BODY_COMPLETE, HEAD_TOO_LARGE
 from app.http.security_headers import CORS_ALLOW_HEADERS, security_headers
 from app.http.spans import ServerSpan
-from app.observability.context import RequestContext, current, request_id_from
+from app.observability.context import RequestContext, RequestIds, current
 from app.observability.logs import AccessLog
 from app.observability.metrics import Metrics
 from app.observability.tracing import Tracing
@@ -111,6 +111,7 @@ class Edge:
         self.authenticator = authenticator
         self.inflight = 0
         self.access = AccessLog()
+        self.request_ids = RequestIds()
         self.cors: ASGIApp | None = None
         if cors_origins:
             self.cors = CORSMiddleware(
@@ -130,7 +131,7 @@ class Edge:
         request_id, authorization, length, chunked, media = _edge_headers(scope)
         if media is not None and media != media.lower():
             scope["headers"] = _lower_media_type(scope["headers"])
-        rid = request_id_from(request_id)
+        rid = self.request_ids.of(request_id)
         span = None if self.tracing is None else ServerSpan(self.tracing, scope)
         ctx = RequestContext(rid, None if span is None else span.facts)
         token = current.set(ctx)

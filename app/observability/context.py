@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import weakref
+from collections.abc import Callable
 from contextvars import ContextVar
 
 from app.domain.types import CacheResult
@@ -42,32 +44,33 @@ class RequestContext:
 current: ContextVar[RequestContext | None] = ContextVar("request_context", default=None)
 
 
-def request_id_from(header: bytes | None) -> str:
-    """The caller's request id if it is sane (short, printable, no spaces), else a new one."""
-    if header:
-        try:
-            text = header.decode("ascii")
-        except UnicodeDecodeError:
-            text = ""
-        # A caller's id is logged: one that could carry a phone number is not kept.
-        if _SANE_REQUEST_ID.fullmatch(text) and not _PHONE_LIKE.search(text):
-            return text
-    return _new_ids.next()
-
-
-class _RandomIds:
-    """32 hex digits of OS randomness per id, read from the OS 128 ids at a time.
+class RequestIds:
+    """Request ids: the caller's when sane, else 32 hex digits of OS randomness, read from
+    the OS 128 ids at a time.
 
     `uuid.uuid4()` makes one `getrandom` system call per id, a noticeable part of a cache
     hit; one read of 2 KiB, cut into ids at once, keeps the same randomness for less.
     """
 
-    __slots__ = ("_ids",)
+    __slots__ = ("__weakref__", "_ids")
 
     _IDS_PER_READ = 128
 
     def __init__(self) -> None:
         self._ids: list[str] = []
+        os.register_at_fork(after_in_child=_forgetting(self))
+
+    def of(self, header: bytes | None) -> str:
+        """The caller's id if it is sane (short, printable, no spaces), else a new one."""
+        if header:
+            try:
+                text = header.decode("ascii")
+            except UnicodeDecodeError:
+                text = ""
+            # A caller's id is logged: one that could carry a phone number is not kept.
+            if _SANE_REQUEST_ID.fullmatch(text) and not _PHONE_LIKE.search(text):
+                return text
+        return self.next()
 
     def next(self) -> str:
         """A new id."""
@@ -78,12 +81,20 @@ class _RandomIds:
         return ids.pop()
 
     def forget(self) -> None:
-        """Drop the unused randomness (a forked child must not repeat its parent's ids)."""
+        """Drop the unused randomness."""
         self._ids.clear()
 
 
-_new_ids = _RandomIds()
-os.register_at_fork(after_in_child=_new_ids.forget)
+def _forgetting(ids: RequestIds) -> Callable[[], None]:
+    """What a forked child runs so as not to repeat its parent's ids (without keeping
+    `ids` alive)."""
+    held = weakref.ref(ids)
+
+    def forget() -> None:
+        if (alive := held()) is not None:
+            alive.forget()
+
+    return forget
 
 
 def trace_facts() -> TraceFacts | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -41,7 +42,7 @@ class JsonFormatter(logging.Formatter):
             "message": redact(record.getMessage()),
             "request_id": getattr(record, "request_id", None) or current_request_id(),
         }
-        if _trace_ids and (ids := _current_trace_ids()) is not None:
+        if (ids := _current_trace_ids()) is not None:  # written inside a span
             entry["trace_id"], entry["span_id"] = ids
         for key, value in vars(record).items():
             if key not in _STANDARD and key not in entry:
@@ -53,14 +54,6 @@ class JsonFormatter(logging.Formatter):
 
 
 _TRACED = ',"trace_id":"%s","span_id":"%s"'
-_trace_ids = False
-"""Whether log lines carry the current span's ids (`include_trace_ids`, with traces on)."""
-
-
-def include_trace_ids() -> None:
-    """From now on, every line written inside a span carries `trace_id` and `span_id`."""
-    global _trace_ids  # noqa: PLW0603 - set once at start, before any request
-    _trace_ids = True
 
 
 def _current_trace_ids() -> tuple[str, str] | None:
@@ -142,28 +135,24 @@ class AccessLog:
         logger.info(message, extra=fields)  # an unusual setup or request: the slow way
 
 
-_last: tuple[int, str] = (-1, "")
-_date: tuple[int, str] = (-1, "")
-
-
 def log_time(now: float) -> str:
     """`now` (epoch seconds) as `2026-12-01T20:47:32.123+00:00` (milliseconds truncated).
 
     Made once per millisecond: under load a dozen lines share one, and `datetime.isoformat`
     cost more than the rest of the access line.
     """
-    global _last, _date  # noqa: PLW0603 - one-entry memos, read and written on one thread
-    millis = int(now * 1000)
-    last, text = _last
-    if millis != last:
-        seconds, fraction = divmod(millis, 1000)
-        second, date = _date
-        if seconds != second:
-            date = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-            _date = (seconds, date)
-        text = f"{date}.{fraction:03d}+00:00"
-        _last = (millis, text)
-    return text
+    return _millisecond(int(now * 1000))
+
+
+@functools.lru_cache(maxsize=4)
+def _millisecond(millis: int) -> str:
+    seconds, fraction = divmod(millis, 1000)
+    return f"{_second(seconds)}.{fraction:03d}+00:00"
+
+
+@functools.lru_cache(maxsize=2)
+def _second(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def flush() -> None:

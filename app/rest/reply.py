@@ -6,10 +6,11 @@ Both paths hand over the same three request headers (each its first value, as Fa
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from app.domain.outcome import CacheOutcome
+from app.domain.outcome import CacheOutcome, Outcomes
 from app.domain.types import CacheResult, SessionKey
 from app.http.cache_status import cache_status, etag_matches, private_max_age
 from app.http.errors import problem_reply
@@ -95,37 +96,38 @@ def _reply(lookup: Lookup, conditions: Conditions) -> SessionReply:
     return SessionReply(200, _full_headers(lookup), record.body)
 
 
-_headers_made: dict[tuple[str, int, CacheOutcome], RawHeaders] = {}
 MEMOIZED_HEADERS = 4096
 """Header sets kept: one per body (ETag), ttl and outcome, so a hit formats nothing."""
 
 
 def _validators(lookup: Lookup) -> RawHeaders:
     """ETag, Cache-Control and Cache-Status: what a 304 carries."""
+    return _validator_headers(lookup.record.etag, lookup.ttl, lookup.outcome)
+
+
+def _validator_headers(etag: str, ttl: int, outcome: Outcomes) -> RawHeaders:
     return (
-        (b"etag", lookup.record.etag.encode()),
-        (b"cache-control", private_max_age(lookup.ttl)),
-        (b"cache-status", cache_status(lookup.outcome)),
+        (b"etag", etag.encode()),
+        (b"cache-control", private_max_age(ttl)),
+        (b"cache-status", cache_status(outcome)),
     )
 
 
 def _full_headers(lookup: Lookup) -> RawHeaders:
-    """A 200's headers, made once per body, ttl and outcome (a hit's
-    repeat for a second)."""
-    outcome = lookup.outcome
+    """A 200's headers, made once per body, ttl and outcome (a hit's repeat for a second)."""
+    record, outcome = lookup.record, lookup.outcome
     # A stale answer (its error is no key) or one through the shared layer: rarer than hits.
     if not isinstance(outcome, CacheOutcome) or outcome.fault is not None:
-        return _with_body(lookup)
-    memo = (lookup.record.etag, lookup.ttl, outcome)
-    made = _headers_made.get(memo)
-    if made is None:
-        made = _with_body(lookup)
-        if len(_headers_made) >= MEMOIZED_HEADERS:
-            _headers_made.clear()
-        _headers_made[memo] = made
-    return made
+        return _with_body(record.etag, lookup.ttl, outcome, len(record.body))
+    return _memoized_with_body(record.etag, lookup.ttl, outcome, len(record.body))
 
 
-def _with_body(lookup: Lookup) -> RawHeaders:
-    length = (b"content-length", b"%d" % len(lookup.record.body))
-    return (*_validators(lookup), length, _JSON)
+def _with_body(etag: str, ttl: int, outcome: Outcomes, length: int) -> RawHeaders:
+    return (
+        *_validator_headers(etag, ttl, outcome),
+        (b"content-length", b"%d" % length),
+        _JSON,
+    )
+
+
+_memoized_with_body = functools.lru_cache(maxsize=MEMOIZED_HEADERS)(_with_body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import sys
@@ -423,19 +424,14 @@ _NOT_FOUND_SHARED = {
 # In fleet mode this process asks the shared layer, not the origin: the shared layer's
 # outcome says what the origin answered.
 _VIA_SHARED = {f: CacheOutcome("local", forward=f, stored=True) for f in _FORWARDS}
-_HITS: dict[int, CacheOutcome] = {}
 MEMOIZED_HITS = 4096
 """Hit outcomes kept, one per distinct ttl (ttls are whole seconds up to the longest TTL)."""
 
 
+@functools.lru_cache(maxsize=MEMOIZED_HITS)
 def _hit_outcome(ttl: int) -> CacheOutcome:
     """The outcome of a fresh hit with `ttl` seconds left, made once per distinct ttl."""
-    outcome = _HITS.get(ttl)
-    if outcome is None:
-        outcome = CacheOutcome("local", hit=True, ttl=ttl)
-        if len(_HITS) < MEMOIZED_HITS:
-            _HITS[ttl] = outcome
-    return outcome
+    return CacheOutcome("local", hit=True, ttl=ttl)
 
 
 async def _shielded(task: asyncio.Task[Filled]) -> Filled:

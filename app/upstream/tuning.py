@@ -8,6 +8,7 @@ held to botocore's own output by the tests and reports whether it applied;
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -217,20 +218,24 @@ class _SignedHeaders(dict[str, list[str]]):
         return self[name]
 
 
-_signing_keys: dict[tuple[str, str, str, str], bytes] = {}
-_hosts: dict[str, str] = {}
-
-
 def _host(url: str) -> str:
     """botocore's `host` for `url`, worked out once per scheme and authority."""
-    origin = url.split("/", 3)[:3]  # scheme:, '', authority
-    key = "/".join(origin)
-    host = _hosts.get(key)
-    if host is None:
-        if len(_hosts) >= SIGNING_KEYS:
-            _hosts.clear()
-        host = _hosts[key] = _host_from_url(key)
+    return _host_of_origin("/".join(url.split("/", 3)[:3]))  # scheme:, '', authority
+
+
+@functools.lru_cache(maxsize=SIGNING_KEYS)
+def _host_of_origin(origin: str) -> str:
+    host: str = _host_from_url(origin)
     return host
+
+
+@functools.lru_cache(maxsize=SIGNING_KEYS)
+def _signing_key(secret: str, day: str, region: str, service: str) -> bytes:
+    """SigV4's signing key for a day, region and service (derived once per day)."""
+    key = f"AWS4{secret}".encode()
+    for part in (day, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
 
 
 class FastSigV4Auth(SigV4Auth):  # type: ignore[misc]  # botocore ships no types
@@ -256,15 +261,6 @@ class FastSigV4Auth(SigV4Auth):  # type: ignore[misc]  # botocore ships no types
 
     def signature(self, string_to_sign: str, request: AWSRequest) -> str:
         """HMAC of `string_to_sign` under the day's signing key, derived once per day."""
-        secret = self.credentials.secret_key
         day = request.context["timestamp"][0:8]
-        cache_key = (secret, day, self._region_name, self._service_name)
-        key = _signing_keys.get(cache_key)
-        if key is None:
-            key = f"AWS4{secret}".encode()
-            for part in (day, self._region_name, self._service_name, "aws4_request"):
-                key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-            if len(_signing_keys) >= SIGNING_KEYS:
-                _signing_keys.clear()
-            _signing_keys[cache_key] = key
+        key = _signing_key(self.credentials.secret_key, day, self._region_name, self._service_name)
         return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()

@@ -8,7 +8,7 @@ CHECKOV_VENV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run run-fleet test lint bench openapi clean redis-server node-tools chromium
+.PHONY: help install run run-fleet test test-fast lint bench openapi clean redis-server node-tools chromium
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ run-fleet: $(STAMP) redis-server ## start the emulator, a redis-server and 3 gat
 
 test: lint $(CHECKOV_STAMP) redis-server node-tools chromium ## run lint, then the whole test suite, with coverage
 	$(BIN)/python -m pytest --cov --cov-report=term
+
+test-fast: $(STAMP) ## the fast tier: in-process tests only, in seconds (no coverage)
+	$(BIN)/python -m pytest -m fast -q
 
 lint: $(STAMP) ## ruff and mypy --strict
 	$(BIN)/ruff check app tests emulator scripts bench harness

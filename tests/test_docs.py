@@ -18,6 +18,8 @@ from app.main import SEAMS
 from app.observability.metrics import Metrics
 from app.settings import Settings
 
+pytestmark = pytest.mark.fast
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"

@@ -6,9 +6,13 @@ from __future__ import annotations
 import sys
 import types
 
+import pytest
+
 from app.main import create_app
 from app.observability import tracing
 from app.settings import Settings
+
+pytestmark = pytest.mark.fast
 
 
 def _module_state() -> dict[tuple[str, str], tuple[int, str]]:

@@ -6,6 +6,8 @@ import pytest
 
 from app.redis_target import RedisTarget, parse_redis_url
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.mark.parametrize(
     "url",

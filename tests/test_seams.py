@@ -22,6 +22,8 @@ from app.seams import Seam, SeamChanged, require
 from app.settings import Settings
 from tests.support.servers import Emulator, aws_env
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.mark.parametrize("seam", SEAMS, ids=lambda seam: seam.name)
 def test_every_seam_holds_on_the_locked_releases(seam: Seam) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.cache.ttl_cache import PartedCache, TtlCache
 from tests.support.clock import Clock
+
+pytestmark = pytest.mark.fast
 
 
 def test_entry_is_fresh_then_stale_then_gone() -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import botocore.session
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,8 @@ from app.domain.model import (
 )
 from tests.conftest import FULL
 from tests.support.servers import Emulator, Gateway
+
+pytestmark = pytest.mark.fast
 
 MODEL = botocore.session.get_session().get_service_model("chime-sdk-voice")
 SESSION_SHAPE = MODEL.operation_model("GetProxySession").output_shape.members["ProxySession"]

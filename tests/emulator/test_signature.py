@@ -20,6 +20,8 @@ from tests.conftest import SAMPLE_SESSION
 from tests.support.servers import Emulator, start_emulator
 from tests.support.sigv4 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, signed_headers
 
+pytestmark = pytest.mark.fast
+
 MISMATCH = "The request signature we calculated does not match the signature you provided."
 # Spaces, unicode, and what percent-encoding and form-encoding give a meaning to.
 _ODD_ID = st.text(

@@ -6,10 +6,13 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from app.http.framing import Framer
+
+pytestmark = pytest.mark.fast
 
 LIMIT = 1024
 

@@ -13,6 +13,8 @@ import pytest
 from app.observability.log_buffer import BatchingStreamHandler
 from app.observability.logs import AccessLog, JsonFormatter
 
+pytestmark = pytest.mark.fast
+
 ROUTE = "/v1/voice-connectors/{voiceConnectorId}/proxy-sessions/{proxySessionId}"
 
 

@@ -20,6 +20,8 @@ from tests.conftest import NAME_QUERY, SHARED_GATEWAY_SETTINGS, GatewayFactory, 
 from tests.support.clock import Clock
 from tests.support.servers import Emulator, Gateway
 
+pytestmark = pytest.mark.fast
+
 SHORT = {"cache_ttl_seconds": 0.5, "negative_cache_ttl_seconds": 0.5, "closed_cache_ttl_seconds": 3}
 """Short lifetimes; the tests move the service's clock past them instead of sleeping."""
 

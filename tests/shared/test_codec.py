@@ -16,6 +16,8 @@ from app.shared.codec import Codec, SharedEntry
 from app.shared.keyring import Keyring
 from harness import sample
 
+pytestmark = pytest.mark.fast
+
 KEY = (sample.VOICE_CONNECTOR_ID, sample.PROXY_SESSION_ID)
 NAME = b"psgw:s:key"
 PHONE = sample.session()["Participants"][0]["PhoneNumber"]

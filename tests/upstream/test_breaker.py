@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.upstream.breaker import BreakerState, CircuitBreaker
 from tests.support.clock import Clock
+
+pytestmark = pytest.mark.fast
 
 
 class States:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.upstream.retry_budget import RetryBudget
 from tests.support.clock import Clock
+
+pytestmark = pytest.mark.fast
 
 
 def test_retries_are_bounded_by_the_ratio_plus_a_floor() -> None:

@@ -37,6 +37,8 @@ from app.upstream.tuning import (
 from tests.conftest import NAME_QUERY, SAMPLE_SESSION, GatewayFactory
 from tests.support.servers import Emulator, Gateway
 
+pytestmark = pytest.mark.fast
+
 _SEGMENT = st.text(
     alphabet=st.characters(codec="utf-8", exclude_characters="/?#"), min_size=1, max_size=24
 )

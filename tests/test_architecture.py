@@ -313,3 +313,19 @@ def test_package_version_matches_pyproject() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 
     assert project["version"] == app.__version__
+
+
+def test_the_readme_pictures_the_floors_in_order() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Architecture", 1)[1]
+    picture = section.split("```", 2)[1]
+    floors = []
+    for line in picture.splitlines():
+        paths = re.split(r"\s{2,}", line.strip())[0]
+        for path in re.findall(r"\bapp/[\w/.]*", paths if paths.startswith("app/") else ""):
+            module = path.removesuffix("/").removesuffix(".py").replace("/", ".")
+            floors.append(_package(module))
+
+    assert [floor for floor, _ in floors] == sorted(floor for floor, _ in floors)
+    pictured = {package for _, package in floors}
+    assert pictured == {package for packages in LAYERS for package in packages}

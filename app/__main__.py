@@ -84,7 +84,7 @@ def main() -> None:
     settings = _settings_or_exit()
     logs.configure(settings.log_level)
     try:
-        require([protocol.SEAM])
+        require([protocol.SEAM, *([protocol.COALESCING_SEAM] if settings.http_tuning else [])])
         app = create_app(settings, _tracing_or_exit())
     except ManifestError as exc:  # the trusted documents (GATEWAY_GRAPHQL_PERSISTED_*)
         print(f"invalid persisted documents: {exc}", file=sys.stderr)
@@ -107,7 +107,7 @@ def main() -> None:
         # An idle connection's life, and the time a request head has to arrive whole.
         timeout_keep_alive=settings.keep_alive_seconds,
         # httptools, with the head size limit and head timeout uvicorn lacks for it.
-        http=gateway_protocol(settings.max_header_bytes),
+        http=gateway_protocol(settings.max_header_bytes, coalesce_writes=settings.http_tuning),
     )
     GatewayServer(config, app.state.lifecycle, settings.shutdown_drain_seconds).run()
 

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 GRAPHQL_SEAMS = (documents.STRAWBERRY_SEAM, documents.TOKENS_SEAM, merging.SEAM)
 """The GraphQL door's seams, used while `GATEWAY_GRAPHQL_TUNING` is on."""
-SEAMS = (protocol.SEAM, *GRAPHQL_SEAMS)
+SEAMS = (protocol.SEAM, protocol.COALESCING_SEAM, *GRAPHQL_SEAMS)
 """Every seam into a library's private names (docs/performance.md lists them; the botocore
 shortcuts check themselves as the client is built: `app.upstream.tuning`)."""
 

@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     caller_upstream_rate: Annotated[float, Field(ge=0, le=100_000)] = 0
     botocore_tuning: bool = True
     graphql_tuning: bool = True
+    http_tuning: bool = True
     upstream_max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 65536
     stale_while_revalidate_seconds: Annotated[float, Field(ge=0)] = 0
     upstream_rate_limit: Annotated[int, Field(ge=0, le=100_000)] = 0

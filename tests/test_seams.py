@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from graphql.validation.rules import overlapping_fields_can_be_merged
 from strawberry.schema import schema as strawberry_schema
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from app.graphql import documents, merging
 from app.http import protocol
@@ -37,6 +37,19 @@ def test_the_protocol_seam_notices_a_uvicorn_without_a_name(
 
     with pytest.raises(SeamChanged, match=r"uvicorn changed .*_start_asgi_task.*uvicorn app.main"):
         require([protocol.SEAM])
+
+
+def test_the_coalescing_seam_notices_a_cycle_that_writes_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def send(self: object, message: object) -> None:
+        """A release whose cycle writes through something else."""
+
+    monkeypatch.setattr(RequestResponseCycle, "send", send)
+
+    assert list(protocol.COALESCING_SEAM.missing()) == [
+        "RequestResponseCycle.send writing through self.transport"
+    ]
 
 
 def test_the_strawberry_seam_notices_a_strawberry_without_its_validation(
@@ -83,7 +96,7 @@ def test_python_m_app_refuses_to_start_on_a_changed_uvicorn(
     (tmp_path / "sitecustomize.py").write_text(
         textwrap.dedent(
             """
-            from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+            from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
             del HttpToolsProtocol._should_upgrade
             """
         ),

@@ -23,6 +23,9 @@ gateway:
   responses go out;
 - closes a connection whose request head has not arrived whole within the keep-alive
   timeout (`GATEWAY_KEEP_ALIVE_SECONDS`, 5 s) of the connection opening or the head starting;
+- writes what a response sends in one step of the event loop in one write (its head and
+  body: `app.http.coalescing`, off with `GATEWAY_HTTP_TUNING=off`), the only part that is
+  for speed, not for safety;
 - drops the requests read ahead of a connection that has gone (they are never run), and
   tells the request being answered that its client has gone (uvicorn tells only the last
   one read, so with requests pipelined the one answered would write to a closed transport).
@@ -37,12 +40,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import socket
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from app.http.coalescing import CoalescingTransport
 from app.http.framing import Framer
 from app.seams import Seam, lacking
 
@@ -66,6 +71,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, with a head size limit and a head timeout."""
 
     max_header_bytes = 16384
+    coalesce_writes = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -78,6 +84,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if self.coalesce_writes:
+            self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -93,9 +101,21 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             running.message_event.set()
         super().connection_lost(exc)
 
+    def _uncoalesced(self) -> None:
+        """Hand the connection's own transport back (what was gathered written first)."""
+        if isinstance(self.transport, CoalescingTransport):
+            self.transport.flush()
+            self.transport = self.transport.transport
+
     def on_response_complete(self) -> None:
         """uvicorn's (the next pipelined request starts, or the keep-alive timer), then what
-        was read past the pipelining bound is parsed."""
+        was read past the pipelining bound is parsed. A queued request whose client has
+        closed the connection meanwhile (reading paused, its end is not seen yet) is never
+        started: the connection is closed instead, as uvicorn closes it on that end."""
+        if self.pipeline and _peer_closed(self.transport):
+            self.pipeline.clear()
+            self._stash = b""
+            self.transport.close()
         super().on_response_complete()
         if self._stash and not self.transport.is_closing():
             self._unset_keepalive_if_required()
@@ -159,6 +179,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         except httptools.HttpParserUpgrade:
             self._framer.lose_track()
             if self._should_upgrade():
+                self._uncoalesced()  # a WebSocket writes through the transport itself
                 self.handle_websocket_upgrade()
             else:
                 self._unsupported_upgrade_warning()
@@ -255,6 +276,21 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+def _peer_closed(transport: asyncio.BaseTransport) -> bool:
+    """Whether the client has closed its end with nothing more sent: the next read would be
+    the end of the stream (a peek, the data left in place)."""
+    raw = transport.get_extra_info("socket")
+    if raw is None:
+        return False
+    try:
+        with socket.fromfd(raw.fileno(), raw.family, raw.type) as sock:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False  # nothing to read: the client is there
+    except OSError:
+        return True  # reset, or gone
+
+
 def _method(parser: httptools.HttpRequestParser) -> str:
     try:
         return bytes(parser.get_method()).decode("ascii")
@@ -275,10 +311,15 @@ def _target(url: bytes) -> tuple[str, bytes, bytes]:
     return path, raw_path, bytes(parsed.query or b"")
 
 
-def gateway_protocol(max_header_bytes: int) -> type[GatewayHttpProtocol]:
-    """The protocol class for uvicorn's `http` option, with the head limit set."""
+def gateway_protocol(
+    max_header_bytes: int, *, coalesce_writes: bool = True
+) -> type[GatewayHttpProtocol]:
+    """The protocol class for uvicorn's `http` option, with the head limit set and writes
+    coalesced or not (`GATEWAY_HTTP_TUNING`)."""
     return type(
-        "GatewayHttpProtocol", (GatewayHttpProtocol,), {"max_header_bytes": max_header_bytes}
+        "GatewayHttpProtocol",
+        (GatewayHttpProtocol,),
+        {"max_header_bytes": max_header_bytes, "coalesce_writes": coalesce_writes},
     )
 
 
@@ -365,3 +406,23 @@ SEAM = Seam(
     missing=_missing_from_uvicorn,
 )
 """The head guard's reach into uvicorn (`GatewayHttpProtocol`)."""
+
+
+def _missing_for_coalescing() -> list[str]:
+    """Whether uvicorn still gives each request/response cycle the protocol's transport
+    and writes a response through it (what `CoalescingTransport` gathers)."""
+    missing = []
+    if "transport=self.transport" not in inspect.getsource(HttpToolsProtocol.on_headers_complete):
+        missing.append("HttpToolsProtocol.on_headers_complete(transport=self.transport)")
+    if "self.transport.write(" not in inspect.getsource(RequestResponseCycle.send):
+        missing.append("RequestResponseCycle.send writing through self.transport")
+    return missing
+
+
+COALESCING_SEAM = Seam(
+    name="uvicorn's writes, coalesced",
+    library="uvicorn",
+    without="set GATEWAY_HTTP_TUNING=off, or pin uvicorn to the locked release",
+    missing=_missing_for_coalescing,
+)
+"""The protocol hands uvicorn's request/response cycles a transport that gathers writes."""

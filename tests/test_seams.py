@@ -96,7 +96,7 @@ def test_python_m_app_refuses_to_start_on_a_changed_uvicorn(
     (tmp_path / "sitecustomize.py").write_text(
         textwrap.dedent(
             """
-            from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+            from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
             del HttpToolsProtocol._should_upgrade
             """
         ),

@@ -38,23 +38,26 @@ def test_a_served_connection_is_freed_without_the_collector(coalesce: bool) -> N
         original_init(self, *args, **kwargs)
         cycles.append(weakref.ref(self))
 
+    async def talk() -> None:
+        """One connection, three keep-alive requests, closed by the client."""
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair()
+        theirs.setblocking(False)
+        protocol = config.http_protocol_class(  # type: ignore[misc]
+            config=config, server_state=ServerState(), app_state={}
+        )
+        await loop.create_connection(lambda: protocol, sock=ours)
+        for _ in range(3):
+            await loop.sock_sendall(theirs, REQUEST)
+            answer = b""
+            while not answer.endswith(b'{"status":"ok"}'):
+                answer += await loop.sock_recv(theirs, 65536)
+        theirs.close()
+        await asyncio.sleep(0.05)  # the connection's end is seen
+
     async def serve() -> None:
         async with app.api.router.lifespan_context(app.api):
-            loop = asyncio.get_running_loop()
-            ours, theirs = socket.socketpair()
-            theirs.setblocking(False)
-            protocol = config.http_protocol_class(  # type: ignore[misc]
-                config=config, server_state=ServerState(), app_state={}
-            )
-            await loop.create_connection(lambda: protocol, sock=ours)
-            for _ in range(3):  # keep-alive: three requests on one connection
-                await loop.sock_sendall(theirs, REQUEST)
-                answer = b""
-                while not answer.endswith(b'{"status":"ok"}'):
-                    answer += await loop.sock_recv(theirs, 65536)
-            theirs.close()
-            await asyncio.sleep(0.05)  # the connection's end is seen
-            del protocol
+            await talk()
 
     gc.disable()
     try:

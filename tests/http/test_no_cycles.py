@@ -43,9 +43,7 @@ def test_a_served_connection_is_freed_without_the_collector(coalesce: bool) -> N
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair()
         theirs.setblocking(False)
-        protocol = config.http_protocol_class(  # type: ignore[misc]
-            config=config, server_state=ServerState(), app_state={}
-        )
+        protocol = protocol_class(config=config, server_state=ServerState(), app_state={})
         await loop.create_connection(lambda: protocol, sock=ours)
         for _ in range(3):
             await loop.sock_sendall(theirs, REQUEST)

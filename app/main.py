@@ -14,7 +14,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import __version__, ops, pages
 from app.auth import build_authenticator
-from app.auth.caller import Callers
 from app.domain.types import SessionKey
 from app.graphql import documents, merging
 from app.graphql.fast_path import GraphQLFastPath
@@ -67,8 +66,6 @@ def create_app(
     if settings.graphql_tuning:
         require(GRAPHQL_SEAMS)
     state = AppState(settings=settings, metrics=Metrics(fleet=settings.fleet))
-    if settings.caller_upstream_rate:
-        state.callers = Callers(settings)
     authenticator = build_authenticator(settings, state.metrics)
 
     @asynccontextmanager

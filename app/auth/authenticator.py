@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from app.auth.jwks import JwksClient
 from app.auth.jwt_verifier import JwtVerifier, Reason, Rejected
-from app.auth.tokens import TokenVerifier, bearer_token
+from app.auth.tokens import TokenVerifier, bearer_token, caller_of_token
 from app.observability.metrics import Metrics
 from app.settings import Settings
 
@@ -40,7 +40,7 @@ class Authenticator:
         jwt_verifier: JwtVerifier | None = None,
     ) -> None:
         self._tokens = tokens
-        self._accepted: set[bytes] = set()
+        self._accepted: dict[bytes, str] = {}  # an accepted header, to the caller it names
         self._metrics = metrics
         self._jwks = jwks
         self._jwt = jwt_verifier
@@ -55,31 +55,32 @@ class Authenticator:
         if self._jwks is not None:
             await self._jwks.close()
 
-    def remembered(self, authorization: bytes | None) -> bool:
-        """Whether this exact header carried an accepted static token before (no await)."""
-        return authorization in self._accepted
+    def remembered(self, authorization: bytes | None) -> str | None:
+        """The caller of a header that carried an accepted static token before (no await)."""
+        return None if authorization is None else self._accepted.get(authorization)
 
-    async def authenticate(self, authorization: bytes | None) -> Refusal | None:
-        """None when the header carries an accepted token, else the refusal (counted, logged)."""
-        if self.remembered(authorization):
-            return None
+    async def authenticate(self, authorization: bytes | None) -> Refusal | str:
+        """The caller the header's token names when it is accepted (`token:<digest>`, or a
+        JWT's `sub:<sub>`), else the refusal (counted, logged)."""
+        if (caller := self.remembered(authorization)) is not None:
+            return caller
         token = bearer_token(authorization)
         if token is None:
             return self._refuse("missing")
         # Static tokens first: a digest compare, far cheaper than a signature check.
         if self._tokens.matches(token):
             assert authorization is not None  # a token came out of it
-            self._remember(authorization)
-            return None
+            caller = caller_of_token(token)
+            self._remember(authorization, caller)
+            return caller
         if self._jwt is None:
             return self._refuse("invalid_token")
         try:
-            await self._jwt.verify(token)
+            return await self._jwt.verify(token)
         except Rejected as rejected:
             return self._refuse(rejected.reason, rejected.kid)
-        return None
 
-    def _remember(self, authorization: bytes) -> None:
+    def _remember(self, authorization: bytes, caller: str) -> None:
         """Keep a header that carried an accepted static token, so its next request skips the
         digest. Only accepted headers are kept (at most `ACCEPTED_HEADERS`): a guess never
         enters the set. Looking a guess up hashes it with the process's secret hash key and
@@ -87,7 +88,7 @@ class Authenticator:
         it came. JWTs are never kept: they expire."""
         if len(self._accepted) >= ACCEPTED_HEADERS:
             self._accepted.clear()
-        self._accepted.add(authorization)
+        self._accepted[authorization] = caller
 
     def _refuse(self, reason: Reason, kid: str | None = None) -> Refusal:
         self._metrics.auth_failure(reason)

@@ -20,6 +20,7 @@ from jwt.exceptions import (
 )
 
 from app.auth.jwks import JwksClient
+from app.auth.tokens import token_caller
 
 Reason = Literal[
     "missing",
@@ -76,7 +77,7 @@ def _reason(exc: PyJWTError) -> Reason:
     return "invalid_token"
 
 
-def _keep_until(_digest: bytes, entry: tuple[float, int], _now: float) -> float:
+def _keep_until(_digest: bytes, entry: tuple[float, int, str], _now: float) -> float:
     return entry[0]
 
 
@@ -89,18 +90,19 @@ class JwtVerifier:
         self._audience = audience
         # Verified tokens by SHA-256, until their `exp` (capped) and only while the keys they
         # were checked against are current: a repeat caller skips the signature check.
-        self._verified: TLRUCache[bytes, tuple[float, int]] = TLRUCache(
+        self._verified: TLRUCache[bytes, tuple[float, int, str]] = TLRUCache(
             VERIFIED_CACHE_SIZE, _keep_until, timer=time.time
         )
 
-    async def verify(self, token: str) -> None:
-        """Return if `token` is a valid JWT for this gateway, else raise Rejected."""
+    async def verify(self, token: str) -> str:
+        """The caller `token` names (`sub:<sub>`, or `token:<digest>` without a `sub`) if it
+        is a valid JWT for this gateway, else raise Rejected."""
         if not looks_like_jwt(token):
             raise Rejected("invalid_token")
         digest = hashlib.sha256(token.encode()).digest()
         verified = self._verified.get(digest)
         if verified is not None and verified[1] == self._jwks.generation:
-            return
+            return verified[2]
         try:
             header = jwt.get_unverified_header(token)
         except PyJWTError as exc:
@@ -136,4 +138,7 @@ class JwtVerifier:
         if not isinstance(expires, int | float) or isinstance(expires, bool):
             raise Rejected("invalid_token", kid)
         until = min(float(expires), time.time() + VERIFIED_CACHE_MAX_SECONDS)
-        self._verified[digest] = (until, generation)
+        sub = claims.get("sub")
+        caller = f"sub:{sub}" if isinstance(sub, str) and sub else token_caller(digest)
+        self._verified[digest] = (until, generation, caller)
+        return caller

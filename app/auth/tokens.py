@@ -22,6 +22,16 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+def token_caller(digest: bytes) -> str:
+    """The caller a token names by its SHA-256 `digest` (never the token itself)."""
+    return f"token:{digest.hex()[:32]}"
+
+
+def caller_of_token(token: str) -> str:
+    """The caller a static token names."""
+    return token_caller(_digest(token))
+
+
 class TokenVerifier:
     """Holds digests of the accepted static tokens and compares in constant time."""
 

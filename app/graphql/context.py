@@ -83,7 +83,7 @@ def context_getter(*, mask_phones: bool) -> Callable[[Request], Awaitable[Contex
                 request.headers.get("cache-control"), request.headers.get("pragma")
             ),
             mask_phones=mask_phones,
-            caller=caller_of(state, request.scope["headers"], request.client),
+            caller=caller_of(request.scope),
             seen=cache_results(request.scope),
         )
         request.state.graphql_context = context  # for the router's response cache

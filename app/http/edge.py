@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth import Authenticator
+from app.auth import Authenticator, Refusal
 from app.domain.errors import HeadersTooLarge, Overloaded, ShuttingDown
 from app.http.asgi import (
     GRAPHQL_PATH,
@@ -140,10 +140,13 @@ class Edge:
             scope = {**scope, "method": "GET"}
         scope[REQUEST_CONTEXT] = ctx
         answer = _Answer(send, rid.encode(), scope)
+        authenticator = self.authenticator
+        if authenticator is not None:
+            ctx.caller = authenticator.remembered(authorization)
         metrics = self.metrics
         metrics.requests_in_flight += 1
         try:
-            if self._plain(scope, authorization, length, chunked):
+            if self._plain(scope, authenticator is None or ctx.caller is not None, length, chunked):
                 self.inflight += 1
                 try:
                     await self.app(scope, receive, answer.send_with_id)
@@ -216,7 +219,7 @@ class Edge:
     def _plain(
         self,
         scope: Scope,
-        authorization: bytes | None,
+        admitted: bool,
         length: bytes | None,
         chunked: bytes | None,
     ) -> bool:
@@ -225,14 +228,13 @@ class Edge:
         to apply and no token to check (none needed, or one already accepted). Most requests
         are; they skip the coroutines of the general path."""
         path = scope["path"]
-        authenticator = self.authenticator
         return (
             chunked is None
             and (length is None or (BODY_COMPLETE in scope and self._length_allowed(length)))
             and self.inflight < self.max_inflight
             and path not in PROBE_PATHS
             and (self.cors is None or path != GRAPHQL_PATH)
-            and (authenticator is None or authenticator.remembered(authorization))
+            and admitted
             and HEAD_TOO_LARGE not in scope
         )
 
@@ -316,12 +318,14 @@ class Edge:
             await self.cors(scope, receive, send)
             return
         authenticator = self.authenticator
-        if authenticator is not None and not authenticator.remembered(authorization):
-            refusal = await authenticator.authenticate(authorization)
-            if refusal is not None:
+        context: RequestContext = scope[REQUEST_CONTEXT]
+        if authenticator is not None and context.caller is None:
+            verdict = await authenticator.authenticate(authorization)
+            if isinstance(verdict, Refusal):
                 self._label(scope)
-                await send_error(send, scope["path"], unauthenticated(refusal))
+                await send_error(send, scope["path"], unauthenticated(verdict))
                 return
+            context.caller = verdict
         await self.app(scope, receive, send)
 
     async def _after_cors(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -351,7 +355,7 @@ class Edge:
             and scope["path"] not in PROBE_PATHS
         ):
             authorization = first_header(scope, b"authorization")
-            if await self.authenticator.authenticate(authorization) is not None:
+            if isinstance(await self.authenticator.authenticate(authorization), Refusal):
                 # Closing before accepting makes the server answer the handshake with a 403.
                 await send({"type": "websocket.close", "code": 1008})
                 return

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.types import Scope
 
-from app.auth.caller import Callers
+from app.http.asgi import REQUEST_CONTEXT
+from app.observability.context import RequestContext
 from app.observability.metrics import Metrics
 from app.service.callers import UNKNOWN
 from app.service.sessions import ProxySessionService
@@ -36,19 +37,17 @@ class AppState:
     metrics: Metrics
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     service: ProxySessionService | None = None
-    callers: Callers | None = None
-    """Who causes upstream calls: set only when the per-caller rate is on."""
 
 
-def caller_of(
-    state: AppState, headers: Iterable[tuple[bytes, bytes]], client: Iterable[object] | None
-) -> str:
-    """Who the request's upstream calls are charged to (`UNKNOWN` while the per-caller rate
-    is off: nobody is counted)."""
-    if state.callers is None:
-        return UNKNOWN
-    authorization = next((value for name, value in headers if name == b"authorization"), None)
-    return state.callers.of(authorization, client)
+def caller_of(scope: Scope) -> str:
+    """Who the request's upstream calls are charged to (the per-caller rate): the caller its
+    token names, as the edge authenticated it (`token:<digest>`, `sub:<sub>`), or else the
+    client's address (always, with authentication off: a header then names no one)."""
+    context: RequestContext | None = scope.get(REQUEST_CONTEXT)
+    if context is not None and context.caller is not None:
+        return context.caller
+    client = scope.get("client")
+    return f"addr:{client[0]}" if client else UNKNOWN
 
 
 def get_state(request: Request) -> AppState:

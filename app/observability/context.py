@@ -28,15 +28,17 @@ class TraceFacts:
 
 
 class RequestContext:
-    """The request id and the cache results seen while serving one request; with tracing
-    on, the facts its span needs (`trace`, else None)."""
+    """The request id, the caller its token names once authenticated (None: no token, or
+    authentication is off), the cache results seen while serving it, and with tracing on
+    the facts its span needs (`trace`, else None)."""
 
-    __slots__ = ("cache_results", "request_id", "trace")
+    __slots__ = ("cache_results", "caller", "request_id", "trace")
 
     def __init__(self, request_id: str, trace: TraceFacts | None = None) -> None:
         # A plain class: one is made per request, and a dataclass's generated
         # `__init__` with a default factory cost three times as much.
         self.request_id = request_id
+        self.caller: str | None = None
         self.cache_results: list[CacheResult] = []
         self.trace = trace
 

@@ -39,7 +39,7 @@ class RestFastPath:
                 scope["route"] = ROUTE
                 try:
                     key = validate_key(match[1], match[2])
-                    caller = caller_of(self.state, scope["headers"], scope.get("client"))
+                    caller = caller_of(scope)
                     conditions = Conditions.from_raw(scope["headers"])
                     reply = await session_reply(
                         service, key, conditions, caller, cache_results(scope)

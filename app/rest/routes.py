@@ -17,7 +17,7 @@ from app.domain.errors import (
 from app.domain.model import ID_MAX_LENGTH, ID_PATTERN, validate_key
 from app.http.asgi import cache_results
 from app.http.errors import PROBLEM_JSON
-from app.http.state import ServiceDep, caller_of, get_state
+from app.http.state import ServiceDep, caller_of
 from app.rest.reply import SESSION_PATH, Conditions, session_reply
 from app.rest.schemas import GetProxySessionResponse, Problem
 
@@ -106,7 +106,7 @@ async def get_proxy_session(
     # In the running gateway `app.rest.fast_path` answers this route's GETs before FastAPI,
     # with the same functions; this route documents the operation.
     key = validate_key(voiceConnectorId, proxySessionId)
-    caller = caller_of(get_state(request), request.scope["headers"], request.client)
+    caller = caller_of(request.scope)
     conditions = Conditions(if_none_match, cache_control, pragma)
     reply = await session_reply(service, key, conditions, caller, cache_results(request.scope))
     response = Response(reply.body, status_code=reply.status)

@@ -3,16 +3,19 @@ a caller causes are counted, hits are free, and each caller has a budget of its 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
-import jwt
 import pytest
 
-from app.auth.caller import Callers
+from app.auth import build_authenticator
+from app.http.state import caller_of
+from app.observability.metrics import Metrics
 from app.service.callers import CallerRates
 from app.settings import Settings
 from tests.conftest import NAME_QUERY, SAMPLE_SESSION, GatewayFactory
 from tests.support.clock import Clock
+from tests.support.jwks import AUDIENCE, ISSUER, SUBJECT, JwksServer, claims, rsa_key
 from tests.support.servers import Emulator
 
 
@@ -99,21 +102,41 @@ def test_zero_turns_the_rate_off(
     assert {gateway.get_session(*k).status_code for k in keys} == {200}
 
 
-def test_the_caller_is_the_static_token_the_jwt_sub_or_the_address() -> None:
-    jwt_settings = Settings(
+def test_the_caller_is_the_static_token_the_verified_jwt_sub_or_the_address() -> None:
+    jwks = JwksServer()
+    key = rsa_key("caller-1")
+    jwks.publish("callers", key)
+    settings = Settings(
         auth_tokens=("static-secret",),
-        jwt_jwks_url="https://issuer.example/jwks",
-        jwt_issuer="https://issuer.example",
-        jwt_audience="gateway",
+        jwt_jwks_url=jwks.url("callers"),
+        jwt_issuer=ISSUER,
+        jwt_audience=AUDIENCE,
     )
-    callers = Callers(jwt_settings)
-    signed = jwt.encode({"sub": "user-42"}, "k" * 32, algorithm="HS256")
     client = ("198.51.100.7", 40000)
 
-    static = callers.of(b"Bearer static-secret", client)
+    async def verdicts() -> list[object]:
+        authenticator = build_authenticator(settings, Metrics())
+        assert authenticator is not None
+        await authenticator.start()
+        try:
+            return [
+                await authenticator.authenticate(b"Bearer static-secret"),
+                await authenticator.authenticate(f"Bearer {key.sign(claims())}".encode()),
+                await authenticator.authenticate(f"Bearer {key.sign(claims(sub=None))}".encode()),
+            ]
+        finally:
+            await authenticator.close()
+
+    try:
+        static, subject, without_sub = asyncio.run(verdicts())
+    finally:
+        jwks.stop()
+
+    assert isinstance(static, str)
     assert static.startswith("token:")
     assert "static-secret" not in static
-    assert callers.of(f"Bearer {signed}".encode(), client) == "sub:user-42"
-    assert callers.of(None, client) == "addr:198.51.100.7"
-    # With authentication off a header names no one: the address counts.
-    assert Callers(Settings()).of(b"Bearer anything", client) == "addr:198.51.100.7"
+    assert subject == f"sub:{SUBJECT}"
+    assert isinstance(without_sub, str)
+    assert without_sub.startswith("token:")
+    # No token accepted (or authentication off): the address counts.
+    assert caller_of({"type": "http", "client": client}) == "addr:198.51.100.7"

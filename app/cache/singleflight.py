@@ -20,7 +20,6 @@ class SingleFlight(Generic[K, V]):
 
     def __init__(self, unawaited: Callable[[K, BaseException], None] | None = None) -> None:
         self._tasks: dict[K, asyncio.Task[V]] = {}
-        self._notes: dict[K, object] = {}
         self._awaited: set[K] = set()
         self._unawaited = unawaited
 
@@ -28,13 +27,11 @@ class SingleFlight(Generic[K, V]):
         self,
         key: K,
         work: Callable[[], Coroutine[Any, Any, V]],
-        note: object = None,
         *,
         background: bool = False,
     ) -> tuple[asyncio.Task[V], bool]:
         """The task in flight for `key` (from `work` if none), and whether this call started
-        it; a `note` given by the call that starts it is kept with it (see `note`).
-        `background`: this caller will not await the task."""
+        it. `background`: this caller will not await the task."""
         task = self._tasks.get(key)
         if not background:
             self._awaited.add(key)
@@ -42,20 +39,13 @@ class SingleFlight(Generic[K, V]):
             return task, False
         task = asyncio.create_task(work())
         self._tasks[key] = task
-        if note is not None:
-            self._notes[key] = note
         task.add_done_callback(lambda done: self._finish(key, done))
         return task, True
-
-    def note(self, key: K) -> object:
-        """The note kept with the flight for `key`, if it is in flight and has one."""
-        return self._notes.get(key)
 
     def _finish(self, key: K, task: asyncio.Task[V]) -> None:
         awaited = key in self._awaited
         if self._tasks.get(key) is task:
             del self._tasks[key]
-            self._notes.pop(key, None)
             self._awaited.discard(key)
         if task.cancelled():
             return

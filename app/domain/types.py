@@ -27,3 +27,8 @@ class CacheObserver(Protocol):
 
     def cache_size(self, entries: int) -> None:
         """Record how many keys the cache holds."""
+
+
+CallRecord = list[object]
+"""The span contexts of one upstream call's attempts (opaque below the edge): the upstream
+client fills it, and a traced request that joined the call links its span to them."""

@@ -9,9 +9,9 @@ from fastapi import Request
 from strawberry.fastapi import BaseContext
 
 from app.domain.model import SessionRecord, validate_key
-from app.domain.types import CacheResult, SessionKey
+from app.domain.types import CacheResult, CallRecord, SessionKey
 from app.graphql.types import ProxySession
-from app.http.asgi import cache_results
+from app.http.asgi import request_context
 from app.http.revalidation import wants_revalidation
 from app.http.state import caller_of, get_service, get_state
 from app.observability.metrics import Metrics
@@ -31,6 +31,7 @@ class Context(BaseContext):
         mask_phones: bool = False,
         caller: str = UNKNOWN,
         seen: list[CacheResult] | None = None,
+        joined: list[CallRecord] | None = None,
     ) -> None:
         super().__init__()
         self.service = service
@@ -38,6 +39,7 @@ class Context(BaseContext):
         self.revalidate = revalidate
         self.caller = caller
         self.seen = seen
+        self.joined = joined
         self.mask_phones = mask_phones
         self._loads: dict[SessionKey, asyncio.Future[ProxySession]] = {}
         # What the response was built from, for the response cache; a stale answer is
@@ -59,7 +61,7 @@ class Context(BaseContext):
 
     async def _load(self, key: SessionKey) -> ProxySession:
         lookup = await self.service.lookup(
-            key, caller=self.caller, revalidate=self.revalidate, seen=self.seen
+            key, caller=self.caller, revalidate=self.revalidate, seen=self.seen, joined=self.joined
         )
         if isinstance(lookup, Missing):
             raise lookup.error
@@ -84,7 +86,8 @@ def context_getter(*, mask_phones: bool) -> Callable[[Request], Awaitable[Contex
             ),
             mask_phones=mask_phones,
             caller=caller_of(request.scope),
-            seen=cache_results(request.scope),
+            seen=(facts := request_context(request.scope)).cache_results,
+            joined=facts.joined,
         )
         request.state.graphql_context = context  # for the router's response cache
         return context

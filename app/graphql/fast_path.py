@@ -16,7 +16,7 @@ from app.graphql.media import GRAPHQL_RESPONSE_TYPE, prefers_graphql_response
 from app.graphql.persisted import Manifest
 from app.graphql.response_cache import ResponseCache, cache_key
 from app.graphql.transport import is_json
-from app.http.asgi import GRAPHQL_PATH, RouteTemplate, cache_results
+from app.http.asgi import GRAPHQL_PATH, RouteTemplate, request_context
 from app.http.limits import replaying
 from app.http.revalidation import wants_revalidation
 from app.http.state import AppState
@@ -73,7 +73,8 @@ class GraphQLFastPath:
                 key = None
             if key is not None:
                 self._remember(body, key)
-        cached = None if key is None else self.cache.get(key, service, cache_results(scope))
+        seen = request_context(scope).cache_results
+        cached = None if key is None else self.cache.get(key, service, seen)
         if cached is not None:
             scope["route"] = ROUTE
             self.state.metrics.graphql_operation("query", "ok", cached.document)

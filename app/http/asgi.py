@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from starlette.types import Scope
 
-from app.domain.types import CacheResult
 from app.observability.context import RequestContext
 
 GRAPHQL_PATH = "/graphql"
@@ -41,10 +40,11 @@ REQUEST_CONTEXT = "gateway.request_context"
 how the cache answered, for the access line."""
 
 
-def cache_results(scope: Scope) -> list[CacheResult] | None:
-    """The list the request's cache results are noted in (None outside the edge)."""
+def request_context(scope: Scope) -> RequestContext:
+    """The request's context, as the edge made it (an empty one for a request that did not
+    come through the edge)."""
     context: RequestContext | None = scope.get(REQUEST_CONTEXT)
-    return None if context is None else context.cache_results
+    return RequestContext("") if context is None else context
 
 
 UNMATCHED = "unmatched"

@@ -133,7 +133,11 @@ class Edge:
             scope["headers"] = _lower_media_type(scope["headers"])
         rid = self.request_ids.of(request_id)
         span = None if self.tracing is None else ServerSpan(self.tracing, scope)
-        ctx = RequestContext(rid, None if span is None else span.facts)
+        ctx = (
+            RequestContext(rid, None, None)
+            if span is None
+            else RequestContext(rid, span.facts, span.joined)
+        )
         token = current.set(ctx)
         method = scope["method"]
         if method == "HEAD":  # RFC 9110 9.3.2: served as a GET; the server sends no body

@@ -10,23 +10,21 @@ baggage is read into it; no header value but the propagators' is looked at.
 
 from __future__ import annotations
 
-from contextvars import Token
-
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import Scope
 
+from app.domain.types import CallRecord
 from app.http.asgi import UNMATCHED
 from app.observability.context import RequestContext, TraceFacts
 from app.observability.tracing import HEADERS, Tracing, hex_ids
-from app.upstream.calls import CallRecord, joined_calls
 
 
 class ServerSpan:
     """One request's span, current (with the calls it joins noted) until `end`."""
 
-    __slots__ = ("_calls_token", "_context_token", "exemplar", "facts", "ids", "joined", "span")
+    __slots__ = ("_context_token", "exemplar", "facts", "ids", "joined", "span")
 
     def __init__(self, tracing: Tracing, scope: Scope) -> None:
         parent = tracing.propagator.extract(tracing.carrier(scope["headers"]), getter=HEADERS)
@@ -49,7 +47,6 @@ class ServerSpan:
         self.facts = TraceFacts()
         self.joined: list[CallRecord] = []
         self._context_token = otel_context.attach(trace.set_span_in_context(self.span, parent))
-        self._calls_token: Token[list[CallRecord] | None] = joined_calls.set(self.joined)
 
     def end(self, method: str, route: str, status: int, ctx: RequestContext) -> None:
         """Name the span by its route, say how the request went, and end it."""
@@ -59,7 +56,6 @@ class ServerSpan:
                 self._describe(span, method, route, status, ctx)
             span.end()
         finally:
-            joined_calls.reset(self._calls_token)
             otel_context.detach(self._context_token)
 
     def _describe(

@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 
-from app.domain.types import CacheResult
+from app.domain.types import CacheResult, CallRecord
 
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 # What the log redaction treats as a phone number (see app.observability.logs).
@@ -32,15 +32,22 @@ class RequestContext:
     authentication is off), the cache results seen while serving it, and with tracing on
     the facts its span needs (`trace`, else None)."""
 
-    __slots__ = ("cache_results", "caller", "request_id", "trace")
+    __slots__ = ("cache_results", "caller", "joined", "request_id", "trace")
 
-    def __init__(self, request_id: str, trace: TraceFacts | None = None) -> None:
+    def __init__(
+        self,
+        request_id: str,
+        trace: TraceFacts | None = None,
+        joined: list[CallRecord] | None = None,
+    ) -> None:
         # A plain class: one is made per request, and a dataclass's generated
         # `__init__` with a default factory cost three times as much.
         self.request_id = request_id
         self.caller: str | None = None
         self.cache_results: list[CacheResult] = []
         self.trace = trace
+        self.joined = joined
+        """The upstream calls a traced request started or joined (None: not traced)."""
 
 
 current: ContextVar[RequestContext | None] = ContextVar("request_context", default=None)

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.domain.errors import GatewayError
 from app.domain.model import validate_key
-from app.http.asgi import RouteTemplate, cache_results, template_pattern
+from app.http.asgi import RouteTemplate, request_context, template_pattern
 from app.http.errors import send_error
 from app.http.state import AppState, caller_of
 from app.rest.reply import SESSION_PATH, Conditions, session_reply
@@ -42,7 +42,7 @@ class RestFastPath:
                     caller = caller_of(scope)
                     conditions = Conditions.from_raw(scope["headers"])
                     reply = await session_reply(
-                        service, key, conditions, caller, cache_results(scope)
+                        service, key, conditions, caller, request_context(scope)
                     )
                 except GatewayError as error:
                     await send_error(send, scope["path"], error)

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from app.domain.outcome import CacheOutcome, Outcomes
-from app.domain.types import CacheResult, SessionKey
+from app.domain.types import SessionKey
 from app.http.cache_status import cache_status, etag_matches, private_max_age
 from app.http.errors import problem_reply
 from app.http.revalidation import wants_revalidation
+from app.observability.context import RequestContext
 from app.service import Lookup, Missing, ProxySessionService
 
 SESSION_PATH = "/v1/voice-connectors/{voiceConnectorId}/proxy-sessions/{proxySessionId}"
@@ -66,16 +67,23 @@ async def session_reply(
     key: SessionKey,
     conditions: Conditions,
     caller: str,
-    seen: list[CacheResult] | None = None,
+    context: RequestContext,
 ) -> SessionReply:
     """Look `key` up for `caller` and answer with the cached bytes, 304 when
     `If-None-Match` matches, or the 404 problem when there is no such session (with its
-    `Cache-Status`); `seen` gets how the cache answered (the request's access line).
+    `Cache-Status`); the request's `context` gets how the cache answered (its access line)
+    and, traced, the upstream call it started or joined (its span's links).
 
     Raises the lookup's GatewayError; the caller renders it (app.http.errors).
     """
     revalidate = _revalidates(conditions)
-    lookup = await service.lookup(key, caller=caller, revalidate=revalidate, seen=seen)
+    lookup = await service.lookup(
+        key,
+        caller=caller,
+        revalidate=revalidate,
+        seen=context.cache_results,
+        joined=context.joined,
+    )
     if isinstance(lookup, Missing):
         headers, body = problem_reply(lookup.error, lookup.outcome)
         return SessionReply(lookup.error.status, tuple(headers), body)

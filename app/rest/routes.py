@@ -15,7 +15,7 @@ from app.domain.errors import (
     error_table,
 )
 from app.domain.model import ID_MAX_LENGTH, ID_PATTERN, validate_key
-from app.http.asgi import cache_results
+from app.http.asgi import request_context
 from app.http.errors import PROBLEM_JSON
 from app.http.state import ServiceDep, caller_of
 from app.rest.reply import SESSION_PATH, Conditions, session_reply
@@ -108,7 +108,8 @@ async def get_proxy_session(
     key = validate_key(voiceConnectorId, proxySessionId)
     caller = caller_of(request.scope)
     conditions = Conditions(if_none_match, cache_control, pragma)
-    reply = await session_reply(service, key, conditions, caller, cache_results(request.scope))
+    context = request_context(request.scope)
+    reply = await session_reply(service, key, conditions, caller, context)
     response = Response(reply.body, status_code=reply.status)
     response.raw_headers[:] = reply.headers
     return response

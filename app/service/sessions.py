@@ -17,10 +17,9 @@ from app.domain.answer import Answer, Shared
 from app.domain.errors import GatewayError, NotFound, Throttled, UpstreamFault
 from app.domain.model import ProxySession, SessionRecord, measured_size
 from app.domain.outcome import CacheOutcome, Forward, Outcomes
-from app.domain.types import CacheObserver, CacheResult, SessionKey
+from app.domain.types import CacheObserver, CacheResult, CallRecord, SessionKey
 from app.service.callers import UNKNOWN, CallerBudget, CallerRates
 from app.settings import Settings
-from app.upstream.calls import CallRecord, current_call, joined_calls
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +34,10 @@ class SessionSource(Protocol):
     """Where sessions come from on a miss (the upstream client)."""
 
     async def get_proxy_session(
-        self, key: SessionKey, deadline: float | None = None
+        self, key: SessionKey, deadline: float | None = None, record: CallRecord | None = None
     ) -> ProxySession:
         """Fetch one session or raise a GatewayError; by `deadline` (event-loop time) when
-        given, else within the upstream timeout."""
+        given, else within the upstream timeout; its attempts noted in `record` (traced)."""
 
 
 class SharedCache(Protocol):
@@ -111,6 +110,8 @@ class ProxySessionService:
         self._observer = observer
         self._cache = _session_cache(settings, clock)
         self._flights: SingleFlight[SessionKey, Filled] = SingleFlight(_refresh_failed)
+        # The call records of flights started by traced requests, for those that join them.
+        self._records: dict[SessionKey, CallRecord] = {}
         self._mask_all = settings.mask_phone_numbers == "all"
         self._clock = clock
         self._shared = shared
@@ -157,13 +158,15 @@ class ProxySessionService:
         caller: str = UNKNOWN,
         revalidate: bool = False,
         seen: list[CacheResult] | None = None,
+        joined: list[CallRecord] | None = None,
     ) -> Lookup | Missing:
         """The session for `key` (a Lookup), or the origin's word that there is none (a
         Missing), from this process's cache or one coalesced fill. The upstream call, if
         one is made, is charged to `caller`; `revalidate` skips a fresh entry (but still
         coalesces), unless the entry was filled less than `revalidate_min_interval_seconds`
         ago: then that fill answers. How the cache answered is counted, and noted in
-        `seen` when given (the request's access line).
+        `seen` when given (the request's access line); a traced request (`joined` given)
+        gets the record of the upstream call it started or joined (its span's links).
 
         Raises the GatewayError a fill failed with, when no stale record may answer."""
         entry = self._cache.get(key)
@@ -186,25 +189,25 @@ class ProxySessionService:
                 return Lookup(value, "hit", ttl, _hit_outcome(ttl))
             if (early := self._while_revalidating(key, entry, now, seen)) is not None:
                 return early
-        task, leader = self._join(key, revalidate, caller)
-        joined: CacheResult = "miss" if leader else "coalesced"
+        task, leader = self._join(key, revalidate, caller, joined)
+        flown: CacheResult = "miss" if leader else "coalesced"
         try:
             filled = await _shielded(task)
         except UpstreamFault as fault:
             stale = await self._stale_record(key)
             if stale is None:
-                self._count(joined, seen)
+                self._count(flown, seen)
                 raise
             self._count("stale", seen)
             return Lookup(stale, "stale", 0, CacheOutcome("local", forward="stale", fault=fault))
         except GatewayError:
-            self._count(joined, seen)
+            self._count(flown, seen)
             raise
         record = filled.record
         forward = _forward(entry, revalidate)
         if isinstance(record, NotFound):
-            self._count(joined, seen)
-            return _missing(record, filled.shared, forward, leader, joined)
+            self._count(flown, seen)
+            return _missing(record, filled.shared, forward, leader, flown)
         if filled.shared is not None and filled.shared.fault is not None:
             # The call failed; the shared layer's expired entry answers (stale-if-error).
             self._count("stale", seen)
@@ -222,28 +225,35 @@ class ProxySessionService:
         return Lookup(record, result, ttl, _layers(filled, stored))
 
     def _join(
-        self, key: SessionKey, revalidate: bool, caller: str = UNKNOWN
+        self,
+        key: SessionKey,
+        revalidate: bool,
+        caller: str = UNKNOWN,
+        joined: list[CallRecord] | None = None,
     ) -> tuple[asyncio.Task[Filled], bool]:
         """The flight for `key` (started if none), and whether this request started it.
 
-        A traced request (`joined_calls` set) starting a flight gives it a record its
-        upstream attempts are noted in; one joining a flight links to that record."""
-        joined = joined_calls.get()
+        A traced request (`joined` given) starting a flight gives it a record its upstream
+        attempts are noted in; one joining a flight gets that record."""
         if joined is None:
             return self._flights.join(
                 key, lambda: self._fill(key, revalidate=revalidate, caller=caller)
             )
         record: CallRecord = []
-        token = current_call.set(record)  # the flight's task starts with this context
-        try:
-            task, leader = self._flights.join(
-                key, lambda: self._fill(key, revalidate=revalidate, caller=caller), note=record
-            )
-        finally:
-            current_call.reset(token)
-        if not leader and isinstance(note := self._flights.note(key), list):
-            joined.append(note)
+        task, leader = self._flights.join(
+            key, lambda: self._fill(key, revalidate=revalidate, caller=caller, record=record)
+        )
+        if leader:
+            self._records[key] = record
+            task.add_done_callback(lambda _: self._forget_record(key, record))
+        else:
+            record = self._records.get(key, record)
+        joined.append(record)
         return task, leader
+
+    def _forget_record(self, key: SessionKey, record: CallRecord) -> None:
+        if self._records.get(key) is record:
+            del self._records[key]
 
     def _while_revalidating(
         self,
@@ -263,16 +273,23 @@ class ProxySessionService:
         ttl = -math.ceil(stale_for)
         return Lookup(record, "stale_while_revalidate", ttl, _hit_outcome(ttl))
 
-    async def _fill(self, key: SessionKey, *, revalidate: bool, caller: str = UNKNOWN) -> Filled:
+    async def _fill(
+        self,
+        key: SessionKey,
+        *,
+        revalidate: bool,
+        caller: str = UNKNOWN,
+        record: CallRecord | None = None,
+    ) -> Filled:
         """The flight's work: the entry from upstream (through the shared layer in fleet
         mode), then this process's cache filled by the flight itself."""
         if self._shared is None:
-            answer, shared = await self._from_upstream(key, caller), None
+            answer, shared = await self._from_upstream(key, caller, None, record), None
         else:
             deadline = asyncio.get_running_loop().time() + self._settings.upstream_timeout_seconds
             answer, shared = await self._shared.fetch(
                 key,
-                lambda by: self._from_upstream(key, caller, by),
+                lambda by: self._from_upstream(key, caller, by, record),
                 revalidate=revalidate,
                 deadline=deadline,
             )
@@ -283,7 +300,11 @@ class ProxySessionService:
         return Filled(value, fresh_for, shared)
 
     async def _from_upstream(
-        self, key: SessionKey, caller: str, deadline: float | None = None
+        self,
+        key: SessionKey,
+        caller: str,
+        deadline: float | None = None,
+        record: CallRecord | None = None,
     ) -> Answer:
         """One upstream call (by `deadline`, when given), as an answer with its freshness.
 
@@ -292,7 +313,7 @@ class ProxySessionService:
         if self._caller_rates is not None and not await self._caller_rates.spend(caller):
             raise Throttled("Too many upstream calls caused by this caller; retry shortly.")
         try:
-            session = await self._source.get_proxy_session(key, deadline)
+            session = await self._source.get_proxy_session(key, deadline, record)
         except NotFound as error:
             # A fresh error, not the raised one: that one drags its traceback (botocore's
             # frames, the reply) and its cause along for as long as the entry lives.
@@ -300,8 +321,8 @@ class ProxySessionService:
             return Answer(remembered, self._settings.negative_cache_ttl_seconds, 0)
         if self._mask_all:
             session = session.masked()
-        record = SessionRecord.render(session)
-        return Answer(record, self._ttl_for(record), self._keep)
+        rendered = SessionRecord.render(session)
+        return Answer(rendered, self._ttl_for(rendered), self._keep)
 
     def _keep_locally(self, key: SessionKey, answer: Answer) -> float:
         """Put `answer` in this process's cache for what is left of it; its freshness left."""

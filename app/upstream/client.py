@@ -62,7 +62,7 @@ from app.domain.errors import (
     UpstreamUnavailable,
 )
 from app.domain.model import ProxySession
-from app.domain.types import SessionKey
+from app.domain.types import CallRecord, SessionKey
 from app.settings import Settings
 from app.upstream import tracing, tuning
 from app.upstream.breaker import BreakerState, CircuitBreaker
@@ -367,11 +367,11 @@ class Upstream:
         return bool(self._client.meta.service_model.operation_model(OPERATION).deprecated)
 
     async def get_proxy_session(
-        self, key: SessionKey, deadline: float | None = None
+        self, key: SessionKey, deadline: float | None = None, record: CallRecord | None = None
     ) -> ProxySession:
         """Call GetProxySession under one deadline (`GATEWAY_UPSTREAM_TIMEOUT_SECONDS` from
         now, or `deadline` in event-loop time when that is sooner), retrying faults within
-        the attempt budget.
+        the attempt budget; each attempt's span context goes in `record` (traced).
 
         Refused at once (CircuitOpen) while the breaker is open.
         """
@@ -386,7 +386,7 @@ class Upstream:
         deadline = own if deadline is None else min(own, deadline)
         try:
             async with asyncio.timeout_at(deadline):
-                return await self._call_with_retries(key, deadline)
+                return await self._call_with_retries(key, deadline, record)
         except TimeoutError as exc:
             raise UpstreamTimeout("The upstream deadline passed.") from exc
         finally:
@@ -395,7 +395,9 @@ class Upstream:
             if probe is not None:
                 self._breaker.record_abandoned(probe)
 
-    async def _call_with_retries(self, key: SessionKey, deadline: float) -> ProxySession:
+    async def _call_with_retries(
+        self, key: SessionKey, deadline: float, record: CallRecord | None
+    ) -> ProxySession:
         loop = asyncio.get_running_loop()
         self._budget.record_call()
         attempt = 1
@@ -403,7 +405,7 @@ class Upstream:
             if self._permit is not None:  # the fleet's quota: each attempt is an AWS call
                 await self._permit.acquire(deadline)
             try:
-                return await self._attempt(key, deadline, attempt)
+                return await self._attempt(key, deadline, attempt, record)
             except GatewayError as error:
                 if (
                     not isinstance(error, RETRYABLE)
@@ -421,10 +423,12 @@ class Upstream:
                 await asyncio.sleep(pause)
                 attempt += 1
 
-    async def _attempt(self, key: SessionKey, deadline: float, number: int) -> ProxySession:
+    async def _attempt(
+        self, key: SessionKey, deadline: float, number: int, record: CallRecord | None
+    ) -> ProxySession:
         if self._tracer is None:
             return await self._measured(key, deadline, None)
-        with self._tracer.attempt(number) as span:
+        with self._tracer.attempt(number, record) as span:
             return await self._measured(key, deadline, span)
 
     async def _measured(

@@ -16,7 +16,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app.domain.errors import GatewayError
-from app.upstream.calls import current_call
+from app.domain.types import CallRecord
 
 SPAN_NAME = "ChimeSDKVoice/GetProxySession"
 _ATTRIBUTES = {
@@ -33,8 +33,9 @@ class AttemptTracer:
         self._tracer = tracer
 
     @contextmanager
-    def attempt(self, number: int) -> Iterator[trace.Span]:
-        """The span of attempt `number` (1-based), current while the attempt runs."""
+    def attempt(self, number: int, record: CallRecord | None = None) -> Iterator[trace.Span]:
+        """The span of attempt `number` (1-based), current while the attempt runs, noted in
+        the call's `record` for the requests that joined the call."""
         with self._tracer.start_as_current_span(
             SPAN_NAME,
             kind=SpanKind.CLIENT,
@@ -42,7 +43,6 @@ class AttemptTracer:
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
-            record = current_call.get()
             if record is not None:
                 record.append(span.get_span_context())
             yield span

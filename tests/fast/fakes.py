@@ -10,7 +10,7 @@ from typing import Any
 
 from app.domain.errors import GatewayError, NotFound
 from app.domain.model import ProxySession
-from app.domain.types import SessionKey
+from app.domain.types import CallRecord, SessionKey
 from harness import sample
 
 
@@ -32,7 +32,7 @@ class FakeSource:
         }
 
     async def get_proxy_session(
-        self, key: SessionKey, deadline: float | None = None
+        self, key: SessionKey, deadline: float | None = None, record: CallRecord | None = None
     ) -> ProxySession:
         self.calls[key] += 1
         if self.delay:

@@ -6,6 +6,7 @@ import json
 import secrets
 import shlex
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -44,14 +45,9 @@ def run_graphql_hit(bench: Bench) -> PairResult:
         ceiling, notes = _bare_ceiling(bench, gateway)
         try:
             body = json.dumps({"query": FULL_QUERY, "variables": {"vc": VC, "ps": HIT_PS}})
-            reply = httpx.post(
-                f"{gateway.url}/graphql",
-                content=body,
-                headers={**bench.auth, "Content-Type": "application/json"},
-            )
-            data = reply.json()
-            if reply.status_code != 200 or data.get("errors") or not data["data"]["proxySession"]:
-                raise RuntimeError(f"the GraphQL query failed: {reply.status_code} {reply.text}")
+            data = _graphql_answer(bench, gateway, body, "the GraphQL query failed")
+            if not data["data"]["proxySession"]:
+                raise RuntimeError("the GraphQL query found no session")
             script = bench.path("graphql", ".lua")
             script.write_text(wrk.post_script(body), encoding="utf-8")
             ceiling_url = ceiling.url + SESSION_PATH.format(vc=VC, ps=HIT_PS)
@@ -95,6 +91,20 @@ def run_miss(bench: Bench) -> PairResult:
         bench.stop(gateway)
     result.notes.append("both sides make one real upstream call per request to the emulator")
     return result
+
+
+def _graphql_answer(bench: Bench, server: Server, body: str, failure: str) -> dict[str, Any]:
+    """POST `body` to the server's /graphql; its answer, or RuntimeError(`failure`) unless
+    it is a 200 without errors."""
+    reply = httpx.post(
+        f"{server.url}/graphql",
+        content=body,
+        headers={**bench.auth, "Content-Type": "application/json"},
+    )
+    data = reply.json()
+    if reply.status_code != 200 or not isinstance(data, dict) or data.get("errors"):
+        raise RuntimeError(f"{failure}: {reply.status_code} {reply.text}")
+    return data
 
 
 def _bare_ceiling(bench: Bench, gateway: Server) -> tuple[Server, list[str]]:
@@ -224,20 +234,11 @@ def run_graphql_worst(bench: Bench) -> PairResult:
     shape, document = documents.costliest(Limits.of(settings))
     gateway = bench.gateway("gateway-graphql-worst")
     try:
-        worst = json.dumps({"query": document})
-        reply = httpx.post(
-            f"{gateway.url}/graphql",
-            content=worst,
-            headers={**bench.auth, "Content-Type": "application/json"},
+        _graphql_answer(
+            bench, gateway, json.dumps({"query": document}), "the worst document was refused"
         )
-        if reply.status_code != 200 or reply.json().get("errors"):
-            raise RuntimeError(f"the worst document was refused: {reply.status_code} {reply.text}")
         hit = json.dumps({"query": FULL_QUERY, "variables": {"vc": VC, "ps": HIT_PS}})
-        httpx.post(
-            f"{gateway.url}/graphql",
-            content=hit,
-            headers={**bench.auth, "Content-Type": "application/json"},
-        ).raise_for_status()
+        _graphql_answer(bench, gateway, hit, "the GraphQL query failed")
         worst_script = bench.path("graphql-worst", ".lua")
         worst_script.write_text(_unique_documents_script(document), encoding="utf-8")
         hit_script = bench.path("graphql-hit", ".lua")
@@ -277,13 +278,7 @@ def run_graphql_tuning(bench: Bench) -> PairResult:
         untuned = bench.gateway("gateway-graphql-untuned", {"GATEWAY_GRAPHQL_TUNING": "off"})
         body = json.dumps({"query": FULL_QUERY, "variables": {"vc": VC, "ps": HIT_PS}})
         for server in (tuned, untuned):
-            reply = httpx.post(
-                f"{server.url}/graphql",
-                content=body,
-                headers={**bench.auth, "Content-Type": "application/json"},
-            )
-            if reply.status_code != 200 or reply.json().get("errors"):
-                raise RuntimeError(f"the GraphQL query failed: {reply.status_code} {reply.text}")
+            _graphql_answer(bench, server, body, "the GraphQL query failed")
         script = bench.path("graphql-revalidating", ".lua")
         script.write_text(
             wrk.post_script(body) + 'wrk.headers["Cache-Control"] = "no-cache"\n', encoding="utf-8"

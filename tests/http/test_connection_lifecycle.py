@@ -24,6 +24,16 @@ def _request(method: bytes, path: bytes) -> bytes:
     return method + b" " + path + b" HTTP/1.1\r\nHost: gw\r\n\r\n"
 
 
+def _until_second_answer(sock: socket.socket) -> bytes:
+    """What the gateway sends up to the end of the second answer (a `/healthz` body)."""
+    data = b""
+    while data.count(b"\r\n\r\n") < 2 or not data.endswith(b"}"):
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    return data
+
+
 def _head_response(sock_data: bytes) -> tuple[int, dict[str, str], bytes]:
     head, _, rest = sock_data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
@@ -40,11 +50,7 @@ def test_head_on_a_get_route_is_its_get_without_the_body(gateway: Gateway, path:
         sock.sendall(_request(b"GET", path))
         get_status, get_headers, _ = read_response(sock)
         sock.sendall(_request(b"HEAD", path) + b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n")
-        data = b""
-        while data.count(b"\r\n\r\n") < 2 or not data.endswith(b"}"):
-            chunk = sock.recv(65536)
-            assert chunk, data
-            data += chunk
+        data = _until_second_answer(sock)
 
     status, headers, rest = _head_response(data)
     assert (status, get_status) == (200, 200)
@@ -61,11 +67,7 @@ def test_head_on_a_session_has_the_get_s_validators(gateway: Gateway, key: tuple
         sock.sendall(_request(b"GET", path))
         _, get_headers, body = read_response(sock)
         sock.sendall(_request(b"HEAD", path) + _request(b"GET", b"/healthz"))
-        data = b""
-        while data.count(b"\r\n\r\n") < 2 or not data.endswith(b"}"):
-            chunk = sock.recv(65536)
-            assert chunk, data
-            data += chunk
+        data = _until_second_answer(sock)
 
     status, headers, rest = _head_response(data)
     assert status == 200

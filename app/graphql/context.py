@@ -14,6 +14,7 @@ from app.graphql.types import ProxySession
 from app.http.asgi import request_context
 from app.http.revalidation import wants_revalidation
 from app.http.state import caller_of, get_service, get_state
+from app.observability.context import TraceFacts
 from app.observability.metrics import Metrics
 from app.service.callers import UNKNOWN
 from app.service.sessions import Missing, ProxySessionService
@@ -32,6 +33,7 @@ class Context(BaseContext):
         caller: str = UNKNOWN,
         seen: list[CacheResult] | None = None,
         joined: list[CallRecord] | None = None,
+        trace: TraceFacts | None = None,
     ) -> None:
         super().__init__()
         self.service = service
@@ -40,6 +42,8 @@ class Context(BaseContext):
         self.caller = caller
         self.seen = seen
         self.joined = joined
+        self.trace = trace
+        """The span's facts of a traced request (its operation's type and name)."""
         self.mask_phones = mask_phones
         self._loads: dict[SessionKey, asyncio.Future[ProxySession]] = {}
         # What the response was built from, for the response cache; a stale answer is
@@ -88,6 +92,7 @@ def context_getter(*, mask_phones: bool) -> Callable[[Request], Awaitable[Contex
             caller=caller_of(request.scope),
             seen=(facts := request_context(request.scope)).cache_results,
             joined=facts.joined,
+            trace=facts.trace,
         )
         request.state.graphql_context = context  # for the router's response cache
         return context

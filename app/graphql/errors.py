@@ -20,7 +20,7 @@ from app.domain.errors import (
 from app.graphql.limits import Refusal
 from app.graphql.persisted import Manifest
 from app.http.errors import graphql_extensions
-from app.observability.context import trace_facts
+from app.observability.context import TraceFacts
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def _readable(message: str) -> str:
     return message.split(SUGGESTION, 1)[0]
 
 
-def format_error(error: GraphQLError) -> GraphQLError:
+def format_error(error: GraphQLError, request_id: str | None = None) -> GraphQLError:
     """Give `error` its code; mask an unexpected exception to INTERNAL_SERVER_ERROR."""
     original = error.original_error
     coded: GatewayError
@@ -61,7 +61,7 @@ def format_error(error: GraphQLError) -> GraphQLError:
         source=error.source,
         positions=error.positions,
         path=error.path,
-        extensions=graphql_extensions(coded),
+        extensions=graphql_extensions(coded, request_id),
     )
 
 
@@ -91,7 +91,8 @@ class OperationMetrics(SchemaExtension):
                     kind = "unknown"
                 document = self._manifest.label(self.execution_context.query)
                 metrics.graphql_operation(kind, "error" if failed else "ok", document)
-                if (facts := trace_facts()) is not None:
+                facts = getattr(self.execution_context.context, "trace", None)
+                if isinstance(facts, TraceFacts):
                     facts.operation_type = None if kind == "unknown" else kind
                     facts.operation_name = _operation_name(self.execution_context)
 
@@ -104,11 +105,12 @@ def _operation_name(context: ExecutionContext) -> str | None:
         return None
 
 
-def http_result(result: ExecutionResult) -> GraphQLHTTPResponse:
-    """The response body, every error given its code (done here, where every path meets)."""
+def http_result(result: ExecutionResult, request_id: str | None) -> GraphQLHTTPResponse:
+    """The response body, every error given its code and the request's id (done here, where
+    every path meets)."""
     body: GraphQLHTTPResponse = {"data": result.data}
     if result.errors:
-        body["errors"] = [format_error(error).formatted for error in result.errors]
+        body["errors"] = [format_error(error, request_id).formatted for error in result.errors]
     if result.extensions:
         body["extensions"] = result.extensions
     return body

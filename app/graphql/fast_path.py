@@ -20,7 +20,6 @@ from app.http.asgi import GRAPHQL_PATH, RouteTemplate, request_context
 from app.http.limits import replaying
 from app.http.revalidation import wants_revalidation
 from app.http.state import AppState
-from app.observability.context import trace_facts
 
 ROUTE = RouteTemplate(GRAPHQL_PATH)
 _JSON = (b"content-type", b"application/json")
@@ -78,7 +77,7 @@ class GraphQLFastPath:
         if cached is not None:
             scope["route"] = ROUTE
             self.state.metrics.graphql_operation("query", "ok", cached.document)
-            if (facts := trace_facts()) is not None:
+            if (facts := request_context(scope).trace) is not None:
                 facts.operation_type, facts.operation_name = "query", cached.operation_name
             answer = cached.body
             graphql_response = prefers_graphql_response(accept)

@@ -33,10 +33,10 @@ from app.graphql.media import GRAPHQL_RESPONSE_TYPE, prefers_graphql_response
 from app.graphql.persisted import Manifest, named_document
 from app.graphql.response_cache import ResponseCache, cache_key
 from app.http.asgi import GRAPHQL_PATH as PATH
+from app.http.asgi import request_context
 from app.http.cache_status import etag_matches, private_max_age
 from app.http.errors import error_response
 from app.http.state import get_state
-from app.observability.context import trace_facts
 
 JSON = "application/json"
 HTTP_OK = 200
@@ -109,7 +109,7 @@ class GatewayRouter(GraphQLRouter[Context, None]):
         refusal = MethodNotAllowed(
             "GraphQL is served on POST with Content-Type: application/json.", allow=("POST",)
         )
-        return error_response(PATH, refusal)
+        return error_response(request.scope, refusal)
 
     # strawberry's `run` is overloaded for WebSockets too, which this router no longer serves.
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
@@ -131,9 +131,9 @@ class GatewayRouter(GraphQLRouter[Context, None]):
         except GatewayError as refused:
             if isinstance(refused, GraphQLValidationFailed) and refused.limit is not None:
                 get_state(request).metrics.graphql_refusal(refused.limit)
-            return error_response(PATH, refused)
+            return error_response(request.scope, refused)
         except HTTPException as error:  # a malformed body, no query, an unknown operation name
-            return error_response(PATH, _strawberry_refusal(error))
+            return error_response(request.scope, _strawberry_refusal(error))
 
     async def _persisted_get(self, request: Request) -> Response:
         """Run the trusted document a `GET` names, answered with `Cache-Control` and an
@@ -143,7 +143,7 @@ class GatewayRouter(GraphQLRouter[Context, None]):
             body = _get_parameters(request)
             self._check(body)
         except GatewayError as refused:
-            return error_response(PATH, refused)
+            return error_response(request.scope, refused)
         context = await self._make_context(request)
         result = await self.schema.execute(
             body["query"],
@@ -199,7 +199,7 @@ class GatewayRouter(GraphQLRouter[Context, None]):
             metrics = get_state(request).metrics
             for limit in refused_limits(result):
                 metrics.graphql_refusal(limit)
-        body = http_result(result)
+        body = http_result(result, request_context(request.scope).request_id or None)
         if self.response_cache is not None and not result.errors and result.data is not None:
             await self._remember(request, body)
         return body
@@ -214,7 +214,7 @@ class GatewayRouter(GraphQLRouter[Context, None]):
         key = cache_key(orjson.loads(await request.body()), self.manifest.text_of)
         if key is not None:
             sources = tuple(context.sources.items())
-            facts = trace_facts()
+            facts = request_context(request.scope).trace
             name = None if facts is None else facts.operation_name
             document = self.manifest.label(key[0])  # type: ignore[index]
             self.response_cache.put(key, self.encode_json(body), sources, name, document)

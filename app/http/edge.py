@@ -49,7 +49,7 @@ from app.http.limits import (
 from app.http.protocol import BODY_COMPLETE, HEAD_TOO_LARGE
 from app.http.security_headers import CORS_ALLOW_HEADERS, security_headers
 from app.http.spans import ServerSpan
-from app.observability.context import RequestContext, RequestIds, current
+from app.observability.context import RequestContext, RequestIds, log_request_id
 from app.observability.logs import AccessLog
 from app.observability.metrics import Metrics
 from app.observability.tracing import Tracing
@@ -138,7 +138,7 @@ class Edge:
             if span is None
             else RequestContext(rid, span.facts, span.joined)
         )
-        token = current.set(ctx)
+        token = log_request_id.set(rid)
         method = scope["method"]
         if method == "HEAD":  # RFC 9110 9.3.2: served as a GET; the server sends no body
             scope = {**scope, "method": "GET"}
@@ -168,7 +168,7 @@ class Edge:
             metrics.requests_in_flight -= 1
             seconds = time.perf_counter() - started
             self._record(scope, method, answer.status, seconds, rid, ctx, span)
-            current.reset(token)
+            log_request_id.reset(token)
 
     async def _cancelled(self, scope: Scope, send: Send, status_sent: bool) -> None:
         """Nothing but the server cancels a request's task: the shutdown grace period ended
@@ -179,7 +179,7 @@ class Edge:
             task.uncancel()
         if not status_sent:
             stopping = ShuttingDown("The gateway is shutting down; retry on another replica.")
-            await send_error(send, scope["path"], stopping, _CLOSE)
+            await send_error(send, scope, stopping, _CLOSE)
 
     async def _failed(self, scope: Scope, send: Send, status_sent: bool) -> None:
         """The last line of defence: a bug becomes a bare 500 problem, logged with its
@@ -188,7 +188,7 @@ class Edge:
         left to send: uvicorn closes a connection left unfinished."""
         access_log.exception("unhandled error")
         if not status_sent:
-            await send_error(send, scope["path"], bug_error())
+            await send_error(send, scope, bug_error())
 
     def _record(
         self,
@@ -260,7 +260,7 @@ class Edge:
             self._label(scope)
             self.metrics.shed("headers_too_large")
             too_large = HeadersTooLarge("The request line and headers are too large.")
-            await send_error(send, scope["path"], too_large, _CLOSE)
+            await send_error(send, scope, too_large, _CLOSE)
             return
         if scope["path"] in PROBE_PATHS:
             await self.app(scope, receive, send)
@@ -278,7 +278,7 @@ class Edge:
             self._label(scope)
             self.metrics.shed("overloaded")
             overloaded = Overloaded("Too many requests in flight; retry shortly.")
-            await send_error(send, scope["path"], overloaded, _CLOSE)
+            await send_error(send, scope, overloaded, _CLOSE)
             return
         self.inflight += 1
         try:
@@ -301,7 +301,7 @@ class Edge:
         except TimeoutError:
             self._label(scope)
             self.metrics.shed("body_timeout")
-            await send_error(send, scope["path"], body_timeout(self.body_timeout), _CLOSE)
+            await send_error(send, scope, body_timeout(self.body_timeout), _CLOSE)
         except Disconnected:
             pass
         return None
@@ -327,7 +327,7 @@ class Edge:
             verdict = await authenticator.authenticate(authorization)
             if isinstance(verdict, Refusal):
                 self._label(scope)
-                await send_error(send, scope["path"], unauthenticated(verdict))
+                await send_error(send, scope, unauthenticated(verdict))
                 return
             context.caller = verdict
         await self.app(scope, receive, send)
@@ -349,7 +349,7 @@ class Edge:
     async def _too_large(self, scope: Scope, send: Send) -> None:
         self._label(scope)
         self.metrics.shed("payload_too_large")
-        await send_error(send, scope["path"], body_too_large(self.max_body), _CLOSE)
+        await send_error(send, scope, body_too_large(self.max_body), _CLOSE)
 
     async def _not_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The lifespan passes through; a WebSocket (no route serves one) must authenticate."""

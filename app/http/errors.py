@@ -12,13 +12,13 @@ from typing import Any
 
 import orjson
 from starlette.responses import Response
-from starlette.types import Send
+from starlette.types import Scope, Send
 
 from app.domain.errors import GatewayError, InternalError, MethodNotAllowed, Unauthenticated
 from app.domain.outcome import Outcomes
-from app.http.asgi import GRAPHQL_PATH
+from app.http.asgi import GRAPHQL_PATH, request_context
 from app.http.cache_status import cache_status
-from app.observability.context import current_request_id, trace_facts
+from app.observability.context import RequestContext
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://proxy-session-gateway.internal/problems/"
@@ -63,45 +63,55 @@ def problem(error: GatewayError, request_id: str | None) -> dict[str, Any]:
     return body
 
 
-def graphql_extensions(error: GatewayError) -> dict[str, Any]:
+def graphql_extensions(error: GatewayError, request_id: str | None) -> dict[str, Any]:
     """A GraphQL error's `extensions`: code, upstreamCode (when AWS raised it), requestId."""
     extensions: dict[str, Any] = {"code": error.code}
     if error.upstream_code is not None:
         extensions["upstreamCode"] = error.upstream_code
-    extensions["requestId"] = current_request_id()
+    extensions["requestId"] = request_id
     return extensions
 
 
-def _note_on_span(error: GatewayError) -> None:
+def _note_on_span(error: GatewayError, context: RequestContext) -> None:
     """A traced request's span names the code of the error it is answered with."""
-    if (facts := trace_facts()) is not None:
-        facts.error_code = error.code
+    if context.trace is not None:
+        context.trace.error_code = error.code
 
 
-def problem_reply(error: GatewayError, cache: Outcomes | None = None) -> Reply:
-    """`error` as an RFC 9457 problem (with the `Cache-Status` of `cache`, when a cache
-    answered with it)."""
-    _note_on_span(error)
-    body = orjson.dumps(problem(error, current_request_id()))
+def problem_reply(
+    error: GatewayError, context: RequestContext, cache: Outcomes | None = None
+) -> Reply:
+    """`error` as an RFC 9457 problem for the request of `context` (with the `Cache-Status`
+    of `cache`, when a cache answered with it)."""
+    _note_on_span(error, context)
+    body = orjson.dumps(problem(error, context.request_id or None))
     return _framed([_PROBLEM_TYPE, *error_headers(error, cache)], body)
 
 
-def graphql_reply(error: GatewayError) -> Reply:
+def graphql_reply(error: GatewayError, context: RequestContext) -> Reply:
     """`error` as a GraphQL response refused before execution: no data, one error."""
-    _note_on_span(error)
+    _note_on_span(error, context)
     body = orjson.dumps(
         {
             "data": None,
-            "errors": [{"message": error.detail, "extensions": graphql_extensions(error)}],
+            "errors": [
+                {
+                    "message": error.detail,
+                    "extensions": graphql_extensions(error, context.request_id or None),
+                }
+            ],
         }
     )
     return _framed([_JSON_TYPE, *error_headers(error)], body)
 
 
-def error_reply(path: str, error: GatewayError) -> Reply:
+def error_reply(scope: Scope, error: GatewayError) -> Reply:
     """`error` in the shape the path's door speaks: a GraphQL body on `/graphql`, else a
     problem."""
-    return graphql_reply(error) if path == GRAPHQL_PATH else problem_reply(error)
+    context = request_context(scope)
+    if scope["path"] == GRAPHQL_PATH:
+        return graphql_reply(error, context)
+    return problem_reply(error, context)
 
 
 def _framed(headers: RawHeaders, body: bytes) -> Reply:
@@ -109,19 +119,22 @@ def _framed(headers: RawHeaders, body: bytes) -> Reply:
     return headers, body
 
 
-def error_response(path: str, error: GatewayError) -> Response:
+def error_response(scope: Scope, error: GatewayError) -> Response:
     """`error` as a Starlette response, for code that answers with one (FastAPI handlers)."""
-    headers, body = error_reply(path, error)
+    headers, body = error_reply(scope, error)
     response = Response(body, status_code=error.status)
     response.raw_headers[:] = headers
     return response
 
 
 async def send_error(
-    send: Send, path: str, error: GatewayError, extra_headers: tuple[tuple[bytes, bytes], ...] = ()
+    send: Send,
+    scope: Scope,
+    error: GatewayError,
+    extra_headers: tuple[tuple[bytes, bytes], ...] = (),
 ) -> None:
     """Answer with `error` in the shape the path's door speaks (see `error_reply`)."""
-    headers, body = error_reply(path, error)
+    headers, body = error_reply(scope, error)
     await send(
         {
             "type": "http.response.start",

@@ -24,7 +24,7 @@ def install(app: FastAPI, refine: Refine | None = None) -> None:
 
     async def gateway_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, GatewayError)
-        return error_response(request.url.path, exc)
+        return error_response(request.scope, exc)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -32,11 +32,11 @@ def install(app: FastAPI, refine: Refine | None = None) -> None:
         error = refine(path, exc.status_code) if refine is not None else None
         if error is None:
             error = _router_error(exc)
-        return error_response(path, error)
+        return error_response(request.scope, error)
 
     async def bug(request: Request, _: Exception) -> Response:
         """A route let an exception through (the edge logs it)."""
-        return error_response(request.url.path, bug_error())
+        return error_response(request.scope, bug_error())
 
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(HTTPException, http_error)

@@ -50,7 +50,11 @@ class RequestContext:
         """The upstream calls a traced request started or joined (None: not traced)."""
 
 
-current: ContextVar[RequestContext | None] = ContextVar("request_context", default=None)
+log_request_id: ContextVar[str | None] = ContextVar("log_request_id", default=None)
+"""The id of the request being served, for the log lines written while it is (set by the
+edge). The one request fact that travels sideways: a log line anywhere below the edge
+carries it without every call passing it on. Everything else a request's answer, access
+line or span needs goes in its `RequestContext`, which the edge puts in the ASGI scope."""
 
 
 class RequestIds:
@@ -106,13 +110,6 @@ def _forgetting(ids: RequestIds) -> Callable[[], None]:
     return forget
 
 
-def trace_facts() -> TraceFacts | None:
-    """The trace facts of the request being served, when it is traced."""
-    ctx = current.get()
-    return None if ctx is None else ctx.trace
-
-
 def current_request_id() -> str | None:
-    """The id of the request being served, if any."""
-    ctx = current.get()
-    return None if ctx is None else ctx.request_id
+    """The id of the request being served, if any (for log lines)."""
+    return log_request_id.get()

@@ -32,13 +32,13 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         try:
             validate_key(params.get("voiceConnectorId", ""), params.get("proxySessionId", ""))
         except BadUserInput as invalid:
-            return error_response(request.url.path, invalid)
+            return error_response(request.scope, invalid)
     details = []
     for err in errors:
         where, name = (*err.get("loc", ()), "", "")[:2]
         details.append(f"{name or where}: {err.get('msg', 'invalid')}")
     error = BadUserInput(" ".join(details) or "Invalid request.")
-    return error_response(request.url.path, error)
+    return error_response(request.scope, error)
 
 
 def install(app: FastAPI) -> None:

@@ -45,7 +45,7 @@ class RestFastPath:
                         service, key, conditions, caller, request_context(scope)
                     )
                 except GatewayError as error:
-                    await send_error(send, scope["path"], error)
+                    await send_error(send, scope, error)
                     return
                 await send(
                     {

@@ -85,7 +85,7 @@ async def session_reply(
         joined=context.joined,
     )
     if isinstance(lookup, Missing):
-        headers, body = problem_reply(lookup.error, lookup.outcome)
+        headers, body = problem_reply(lookup.error, context, lookup.outcome)
         return SessionReply(lookup.error.status, tuple(headers), body)
     return _reply(lookup, conditions)
 

@@ -44,12 +44,26 @@ def _verdict(passed: bool) -> str:
     return "pass" if passed else "FAIL"
 
 
+def failed(results: dict[str, CaseResult]) -> list[str]:
+    """The cases that broke (an error) or missed a bar they have; figures never fail."""
+    out = []
+    for name, result in results.items():
+        if isinstance(result, str):
+            out.append(name)
+        elif isinstance(result, PairResult):
+            if not result.clean or (result.judged and not result.passed):
+                out.append(name)
+        elif not result.passed:
+            out.append(name)
+    return out
+
+
 def rows(results: dict[str, CaseResult]) -> list[tuple[str, ...]]:
     """One table row per case."""
     table: list[tuple[str, ...]] = []
     for name, result in results.items():
         if isinstance(result, PairResult):
-            verdict = _verdict(result.passed) if result.target is not None else "figure"
+            verdict = _verdict(result.passed) if result.judged else "figure"
             if not result.clean:
                 verdict = "FAIL (errors)"
             table.append(

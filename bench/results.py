@@ -77,6 +77,9 @@ class PairResult:
     target: float | None  # None: a figure to report, no bar to meet
     runs: list[Run] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    goal: bool | None = None
+    """Whether a goal of the case's own, beside the ratio, was met (graphql_worst's CPU a
+    request); None: the case has none, and its ratio's target decides."""
 
     def _median(self, server: str, attribute: str) -> float:
         values = sorted(_value(run, attribute) for run in self.runs if run.server == server)
@@ -109,8 +112,15 @@ class PairResult:
         return all(run.result.clean for run in self.runs)
 
     @property
+    def judged(self) -> bool:
+        """Whether the case has a bar to meet (a target ratio or a goal of its own)."""
+        return self.target is not None or self.goal is not None
+
+    @property
     def passed(self) -> bool:
-        """Target (if any) met on clean runs."""
+        """Goal or target (if any) met on clean runs."""
+        if self.goal is not None:
+            return self.clean and self.goal
         return self.clean and (self.target is None or self.ratio >= self.target)
 
 

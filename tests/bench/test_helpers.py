@@ -13,7 +13,7 @@ from bench import __main__ as cli
 from bench import wrk
 from bench.context import CLUSTER, STANDALONE, Bench, Topology
 from bench.fleet import outcome_kind
-from bench.report import format_ms, rows
+from bench.report import CaseResult, failed, format_ms, rows
 from bench.results import KeyReads, MemoryResult, PairResult, Run, StampedeResult, WrkResult
 
 WRK_REPORT = """\
@@ -128,6 +128,31 @@ def test_a_pair_with_error_answers_fails_whatever_its_ratio() -> None:
 
     assert pair.ratio == pytest.approx(0.9)
     assert not pair.passed
+
+
+def test_a_case_fails_when_it_misses_its_bar_and_the_table_says_so() -> None:
+    worst = PairResult("graphql_worst", "graphql_hit", None, goal=False)  # over its CPU goal
+    worst.runs += [_run("graphql_worst", 40), _run("graphql_hit", 12000)]
+    figure = PairResult("traced_hit_sampled", "untraced_hit", None)
+    figure.runs += [_run("traced_hit_sampled", 10), _run("untraced_hit", 12000)]
+    met = PairResult("rest_hit", "bare_asgi", 0.4)
+    met.runs += [_run("rest_hit", 8000), _run("bare_asgi", 10000)]
+    missed = PairResult("miss", "bare_aioboto3", 1.5)
+    missed.runs += [_run("miss", 1000), _run("bare_aioboto3", 1000)]
+    results: dict[str, CaseResult] = {
+        "graphql_worst": worst,
+        "traced_hit_sampled": figure,
+        "rest_hit": met,
+        "miss": missed,
+        "stampede": "RuntimeError: broke",
+    }
+
+    assert failed(results) == ["graphql_worst", "miss", "stampede"]
+    verdicts = {row[0].split(" vs ")[0]: row[-1] for row in rows(results)}
+    assert verdicts["graphql_worst"] == "FAIL"
+    assert verdicts["traced_hit_sampled"] == "figure"
+    assert verdicts["rest_hit"] == "pass"
+    assert verdicts["miss"] == "FAIL"
 
 
 def _memory(hwm_mib: float) -> MemoryResult:

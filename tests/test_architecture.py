@@ -329,3 +329,16 @@ def test_the_readme_pictures_the_floors_in_order() -> None:
     assert [floor for floor, _ in floors] == sorted(floor for floor, _ in floors)
     pictured = {package for _, package in floors}
     assert pictured == {package for packages in LAYERS for package in packages}
+
+
+def test_telemetry_knows_no_upstream_policy() -> None:
+    """Metrics, logs and traces describe what happened: the breaker's states, like every
+    other fact they report, come from the domain, not from the upstream client."""
+    users = [
+        module
+        for module, names in _app_imports().items()
+        if module.startswith("app.observability")
+        and any(n.startswith("app.upstream") for n in names)
+    ]
+
+    assert users == []

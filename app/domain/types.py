@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Literal, Protocol
 
 SessionKey = tuple[str, str]
@@ -32,3 +33,11 @@ class CacheObserver(Protocol):
 CallRecord = list[object]
 """The span contexts of one upstream call's attempts (opaque below the edge): the upstream
 client fills it, and a traced request that joined the call links its span to them."""
+
+
+class BreakerState(IntEnum):
+    """The upstream breaker's states, valued as the `gateway_breaker_state` gauge shows them."""
+
+    CLOSED = 0
+    OPEN = 1
+    HALF_OPEN = 2

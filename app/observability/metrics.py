@@ -10,11 +10,10 @@ from typing import get_args
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from app import __version__
-from app.domain.types import CacheResult
+from app.domain.types import BreakerState, CacheResult
 from app.observability.request_series import CountedHistogram, CountedLabels
 from app.shared.guard import Operation, Outcome
 from app.shared.notices import Rejection
-from app.upstream.breaker import BreakerState
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 

@@ -10,16 +10,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from enum import IntEnum
 from typing import Protocol
 
-
-class BreakerState(IntEnum):
-    """The breaker's states, valued as the `gateway_breaker_state` gauge shows them."""
-
-    CLOSED = 0
-    OPEN = 1
-    HALF_OPEN = 2
+from app.domain.types import BreakerState
 
 
 class BreakerObserver(Protocol):

@@ -62,10 +62,10 @@ from app.domain.errors import (
     UpstreamUnavailable,
 )
 from app.domain.model import ProxySession
-from app.domain.types import CallRecord, SessionKey
+from app.domain.types import BreakerState, CallRecord, SessionKey
 from app.settings import Settings
 from app.upstream import tracing, tuning
-from app.upstream.breaker import BreakerState, CircuitBreaker
+from app.upstream.breaker import CircuitBreaker
 from app.upstream.observer import UpstreamObserver
 from app.upstream.retry_budget import RetryBudget
 from app.upstream.tracing import AttemptTracer

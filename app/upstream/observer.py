@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from app.upstream.breaker import BreakerState
+from app.domain.types import BreakerState
 
 
 class UpstreamObserver(Protocol):

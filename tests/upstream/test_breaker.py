@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.upstream.breaker import BreakerState, CircuitBreaker
+from app.domain.types import BreakerState
+from app.upstream.breaker import CircuitBreaker
 from tests.support.clock import Clock
 
 pytestmark = pytest.mark.fast

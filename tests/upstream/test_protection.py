@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from app.domain.errors import CircuitOpen, NotFound, ServiceUnavailable
+from app.domain.types import BreakerState
 from app.settings import Settings
 from app.upstream import Upstream
-from app.upstream.breaker import BreakerState
 from tests.conftest import NAME_QUERY, GatewayFactory, session_with
 from tests.support.servers import Emulator, Gateway
 

@@ -25,6 +25,7 @@ import orjson
 
 from app.domain.errors import REPORTABLE
 from app.domain.types import SessionKey
+from app.shared.background import Background
 from app.shared.guard import Guard
 from app.shared.keyring import SIGNATURE_BYTES, Keyring
 
@@ -179,19 +180,16 @@ class Notices:
         self._on_invalidate = on_invalidate
         self._sharded = sharded
         self._waiters: dict[SessionKey, list[asyncio.Future[Notice]]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background(self._listen, "shared-layer-notices")
         self.listening = asyncio.Event()
 
     def start(self) -> None:
         """Start listening in the background."""
-        self._task = asyncio.create_task(self._listen(), name="shared-layer-notices")
+        self._background.start()
 
     async def close(self) -> None:
         """Stop listening."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._background.close()
 
     def waiter(self, key: SessionKey) -> asyncio.Future[Notice]:
         """A future the next notice about `key` resolves (drop it with `forget`)."""

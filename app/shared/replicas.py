@@ -8,6 +8,7 @@ import asyncio
 
 from redis.asyncio import Redis
 
+from app.shared.background import Background
 from app.shared.guard import Guard, SharedDown
 
 HEARTBEAT_SECONDS = 5.0
@@ -34,7 +35,7 @@ class Replicas:
         self._guard = guard
         self._beat = redis.register_script(_HEARTBEAT)
         self.seen = 1
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background(self._heartbeat, "shared-layer-heartbeat")
 
     def share(self, limit: float) -> float:
         """This replica's part of a fleet-wide `limit` while the shared layer is down."""
@@ -42,14 +43,11 @@ class Replicas:
 
     def start(self) -> None:
         """Start the heartbeat."""
-        self._task = asyncio.create_task(self._heartbeat(), name="shared-layer-heartbeat")
+        self._background.start()
 
     async def close(self) -> None:
         """Stop the heartbeat."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._background.close()
 
     async def _heartbeat(self) -> None:
         while True:

@@ -43,7 +43,7 @@ lint: $(STAMP) ## ruff and mypy --strict
 	$(BIN)/mypy
 
 bench: $(STAMP) redis-server ## measure the gateway against its ceilings (~5 min; BENCH_ARGS=--quick ~2 min)
-	command -v wrk || (apt-get update -qq && apt-get install -y -qq wrk)
+	command -v wrk || (apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 openapi: $(STAMP) ## regenerate openapi.json and schema.graphql
@@ -51,18 +51,18 @@ openapi: $(STAMP) ## regenerate openapi.json and schema.graphql
 
 # Fleet mode's tests, its bench cases and `make run-fleet` need a real Redis; Debian's package is Redis 7.
 redis-server:
-	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
+	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server)
 
 # The browser tests drive Debian's Chromium with Playwright (never `playwright install`).
 chromium:
-	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium)
 
 # What the tests run with node (npm, pinned by its lockfile): the GraphQL-over-HTTP audit
 # suite and the frontends' clients. node is on these machines; Debian's otherwise.
 NODE_TESTS := tests/node
 node-tools: $(NODE_TESTS)/node_modules/.installed
 $(NODE_TESTS)/node_modules/.installed: $(NODE_TESTS)/package-lock.json
-	command -v node >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+	command -v node >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm)
 	cd $(NODE_TESTS) && npm ci --no-audit --no-fund --omit=dev
 	touch $@
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from harness import sample
 from harness.servers import Server, start_emulator, start_gateway, wait_gateway_ready
 from scripts.fleet_redis import SharedRedis, choose_topology, start_shared_redis
-from scripts.run_local import QUERY, until_stopped
+from scripts.run_local import QUERY, authorization, until_stopped
 
 REPLICAS = 3
 BASE_PORT = int(os.environ.get("GATEWAY_PORT", "8080"))
@@ -32,27 +32,34 @@ in front of the emulator ({emulator}):
 See the replicas share the sample session, {name}: the first asks AWS (the emulator)
 and stores the answer in Redis, the second answers from Redis (`proxy-gateway-shared; hit`):
 
-  curl -si {url0}{path} | grep -i cache-status
-  curl -si {url1}{path} | grep -i cache-status
+  curl -si{auth} {url0}{path} | grep -i cache-status
+  curl -si{auth} {url1}{path} | grep -i cache-status
 
 Revalidate on one replica (one upstream call; the others drop their copy and read the new one):
 
-  curl -si -H 'Cache-Control: no-cache' {url2}{path} | grep -i cache-status
+  curl -si{auth} -H 'Cache-Control: no-cache' {url2}{path} | grep -i cache-status
 
 Upstream calls so far, per key: curl -s {emulator}/_emulator/calls
 
-  curl -s {url0}/graphql -H 'Content-Type: application/json' -d '{graphql}'
-
+  curl -s{auth} {url0}/graphql -H 'Content-Type: application/json' -d '{graphql}'
+{auth_note}
 GraphiQL: {url0}/graphql   Metrics: {url0}/metrics   OpenAPI: {url0}/docs{hint}
 Press Ctrl-C to stop them all.
 """
 
 
-def banner(urls: list[str], emulator_url: str, redis: str, hint: str = "") -> str:
+def banner(
+    urls: list[str],
+    emulator_url: str,
+    redis: str,
+    hint: str = "",
+    environ: Mapping[str, str] = os.environ,
+) -> str:
     """How to watch the replicas at `urls` share the sample session in `redis` (described)."""
     vc, ps = sample.VOICE_CONNECTOR_ID, sample.PROXY_SESSION_ID
     graphql = json.dumps({"query": QUERY, "variables": {"vc": vc, "ps": ps}})
     listed = "\n".join(f"  replica {n}: {url}" for n, url in enumerate(urls))
+    auth, auth_note = authorization(environ)
     return BANNER.format(
         replicas=len(urls),
         redis=redis,
@@ -65,6 +72,8 @@ def banner(urls: list[str], emulator_url: str, redis: str, hint: str = "") -> st
         url2=urls[2 % len(urls)],
         graphql=graphql,
         hint=hint,
+        auth=auth,
+        auth_note=auth_note,
     )
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 
 from harness import sample
@@ -23,21 +24,50 @@ QUERY = (
 BANNER = """
 The gateway is up on {url} (emulator on {emulator}). Try the sample session, {name}:
 
-  curl -i {url}/v1/voice-connectors/{vc}/proxy-sessions/{ps}
+  curl -i{auth} {url}/v1/voice-connectors/{vc}/proxy-sessions/{ps}
 
-  curl -s {url}/graphql -H 'Content-Type: application/json' -d '{graphql}'
-
+  curl -s{auth} {url}/graphql -H 'Content-Type: application/json' -d '{graphql}'
+{auth_note}
 GraphiQL: {url}/graphql   Metrics: {url}/metrics   OpenAPI: {url}/docs
 Press Ctrl-C to stop both.
 """
 
 
-def banner(url: str, emulator_url: str) -> str:
-    """How to call the gateway at `url` for the sample session."""
+def banner(url: str, emulator_url: str, environ: Mapping[str, str] = os.environ) -> str:
+    """How to call the gateway at `url` for the sample session (with the token the
+    environment gives it, when authentication is on)."""
     vc, ps = sample.VOICE_CONNECTOR_ID, sample.PROXY_SESSION_ID
     graphql = json.dumps({"query": QUERY, "variables": {"vc": vc, "ps": ps}})
     name = sample.session()["Name"]
-    return BANNER.format(url=url, emulator=emulator_url, name=name, vc=vc, ps=ps, graphql=graphql)
+    auth, note = authorization(environ)
+    return BANNER.format(
+        url=url,
+        emulator=emulator_url,
+        name=name,
+        vc=vc,
+        ps=ps,
+        graphql=graphql,
+        auth=auth,
+        auth_note=note,
+    )
+
+
+def authorization(environ: Mapping[str, str]) -> tuple[str, str]:
+    """The curl option that sends a token the gateway accepts, as a shell expression that
+    reads it where the gateway does (the token itself is never printed), and a line saying
+    where it comes from; both empty when authentication is off."""
+    if environ.get("GATEWAY_AUTH_TOKENS", "").strip():
+        expression = "${GATEWAY_AUTH_TOKENS%%,*}"
+        where = "the first of GATEWAY_AUTH_TOKENS"
+    elif path := environ.get("GATEWAY_AUTH_TOKENS_FILE", "").strip():
+        expression = f"$(head -n 1 {shlex.quote(path)})"
+        where = f"the first line of {path}"
+    elif environ.get("GATEWAY_JWT_JWKS_URL", "").strip():
+        expression = "$TOKEN"
+        where = "TOKEN, set to a JWT your issuer signed"
+    else:
+        return "", ""
+    return f' -H "Authorization: Bearer {expression}"', f"\n(The token is {where}.)\n"
 
 
 def serve() -> None:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import __version__, ops, pages
@@ -21,7 +21,6 @@ from app.graphql.response_cache import ResponseCache
 from app.graphql.schema import build_router
 from app.graphql.transport import GatewayRouter
 from app.http import handlers, protocol
-from app.http.asgi import GRAPHQL_PATH
 from app.http.edge import Edge
 from app.http.state import AppState
 from app.observability import logs
@@ -29,7 +28,6 @@ from app.observability.metrics import Metrics
 from app.observability.tracing import Tracing
 from app.rest import errors as rest_errors
 from app.rest.fast_path import RestFastPath
-from app.rest.reply import SESSION_PATH
 from app.rest.routes import router as rest_router
 from app.seams import require
 from app.service.callers import CallerRates
@@ -126,7 +124,8 @@ def create_app(
         body_timeout=settings.body_timeout_seconds,
         authenticator=authenticator,
         cors_origins=settings.cors_origins,
-        route_templates=(SESSION_PATH, GRAPHQL_PATH),
+        # A refusal is counted under the route its path would have reached: any of the app's.
+        route_templates=_templates(api, (rest_router, graphql_router, ops.router, pages.router)),
         tracing=tracing,
     )
     return Gateway(edge, api, state)
@@ -160,6 +159,16 @@ def _api(
     rest_errors.install(api)
     api.openapi = lambda: _openapi(api)  # type: ignore[method-assign]
     return api, graphql_router, graphql_responses
+
+
+def _templates(api: FastAPI, routers: tuple[APIRouter, ...]) -> tuple[str, ...]:
+    """The path templates of every route the app serves (its OpenAPI document's included)."""
+    paths = [api.openapi_url] if api.openapi_url else []
+    for router in routers:
+        paths += [
+            path for route in router.routes if isinstance(path := getattr(route, "path", None), str)
+        ]
+    return tuple(dict.fromkeys(paths))
 
 
 class Gateway:

@@ -45,6 +45,7 @@ def test_edge_refusals_are_counted_under_their_route_template(
             b"Content-Length: %d\r\n\r\n{" % len(body)
         )
         slow_status, _, _ = read_response(sock)
+    docs_401 = gateway.client.get("/docs")
     gateway.client.get("/no/such/path")  # unmatched, as before
 
     def count(route: str, method: str, status: str) -> float:
@@ -64,5 +65,7 @@ def test_edge_refusals_are_counted_under_their_route_template(
     assert count("/graphql", "POST", "413") >= 1
     assert count(SESSION_ROUTE, "GET", "431") >= 1
     assert count("/graphql", "POST", "408") >= 1
+    assert docs_401.status_code == 401
+    assert count("/docs", "GET", "401") >= 1
     unmatched = gateway.metric("gateway_http_requests_total", route="unmatched")
     assert unmatched - unmatched_before == 1

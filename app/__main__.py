@@ -109,7 +109,10 @@ def main() -> None:
         # httptools, with the head size limit and head timeout uvicorn lacks for it.
         http=gateway_protocol(settings.max_header_bytes, coalesce_writes=settings.http_tuning),
     )
-    GatewayServer(config, app.state.lifecycle, settings.shutdown_drain_seconds).run()
+    try:
+        GatewayServer(config, app.state.lifecycle, settings.shutdown_drain_seconds).run()
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn stopped, then raised it again; no traceback
+        raise SystemExit(130) from None
 
 
 def _tracing_or_exit() -> Tracing | None:

@@ -134,3 +134,16 @@ def test_requests_still_running_when_the_grace_ends_get_503_shutting_down_and_ex
     assert error["extensions"]["requestId"] == "held-gql"
     lines = gateway.log_lines()
     assert not any("Traceback" in line or "CancelledError" in line for line in lines)
+
+
+def test_ctrl_c_stops_the_gateway_quietly(emulator: Emulator, tmp_path: Path) -> None:
+    log = tmp_path / "stdout.log"
+    gateway = start_gateway(emulator.url, log)
+    gateway.process.send_signal(signal.SIGINT)
+    code = gateway.process.wait(timeout=15)
+
+    assert code == 130  # interrupted, as a shell reports Ctrl-C
+    text = log.read_text(encoding="utf-8")
+    assert "Traceback" not in text
+    assert "KeyboardInterrupt" not in text
+    assert "gateway stopped" in text

@@ -122,8 +122,10 @@ class RedisServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> RedisServer:
-        """Start it and wait until it answers PING."""
-        self.process = processes.start(self._argv(), log=self._log)
+        """Start it and wait until it answers PING. It leads a process group of its own: a
+        Ctrl-C in the terminal reaches the script that started it, which stops its gateways
+        first and their Redis last, not Redis at once."""
+        self.process = processes.start(self._argv(), log=self._log, own_group=True)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

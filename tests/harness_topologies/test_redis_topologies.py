@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -146,3 +147,12 @@ def test_a_sentinel_clients_primary_survives_a_failover(
             connection.close()
     logs = sorted(path.name for path in tmp_path.iterdir())
     assert logs == ["redis-primary.log", "redis-replica.log", "redis-sentinel.log"]
+
+
+def test_a_redis_server_is_out_of_reach_of_the_terminal_s_ctrl_c() -> None:
+    server = RedisServer().start()
+    try:
+        assert server.process is not None
+        assert os.getpgid(server.process.pid) != os.getpgid(0)
+    finally:
+        server.stop()

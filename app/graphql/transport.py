@@ -98,8 +98,9 @@ class GatewayRouter(GraphQLRouter[Context, None]):
         """A persisted query by `GET`; else the GraphiQL page for a browser when turned on;
         else 405: documents are POSTed."""
         if request.method in {"GET", "HEAD"} and _names_a_document(request):
-            response = await self._persisted_get(request)
-            if prefers_graphql_response(request.headers.get("accept")):
+            graphql_response = prefers_graphql_response(request.headers.get("accept"))
+            response = await self._persisted_get(request, graphql_response)
+            if graphql_response:
                 response = _as_graphql_response(response)
             return response
         accept = request.headers.get("accept", "")
@@ -135,10 +136,12 @@ class GatewayRouter(GraphQLRouter[Context, None]):
         except HTTPException as error:  # a malformed body, no query, an unknown operation name
             return error_response(request.scope, _strawberry_refusal(error))
 
-    async def _persisted_get(self, request: Request) -> Response:
+    async def _persisted_get(self, request: Request, graphql_response: bool) -> Response:
         """Run the trusted document a `GET` names, answered with `Cache-Control` and an
         `ETag` as the REST door's (304 for a matching `If-None-Match`): browsers and CDNs
-        can keep it. A raw `query` over `GET` is refused (405)."""
+        can keep it. The ETag is of the representation (`graphql_response`: the body as
+        `application/graphql-response+json`), so one media type's never matches the
+        other's. A raw `query` over `GET` is refused (405)."""
         try:
             body = _get_parameters(request)
             self._check(body)
@@ -155,7 +158,7 @@ class GatewayRouter(GraphQLRouter[Context, None]):
         answer = self.encode_json(await self.process_result(request, result))
         if result.errors or not context.cacheable or context.fresh_for is None:
             return Response(answer, media_type=JSON, headers=_NOT_KEPT)
-        etag = etag_of(answer)
+        etag = etag_of(GRAPHQL_RESPONSE_TYPE + b"\n" + answer if graphql_response else answer)
         headers = {
             "etag": etag,
             "cache-control": private_max_age(context.fresh_for).decode(),

@@ -85,7 +85,7 @@ def main() -> None:
     logs.configure(settings.log_level)
     try:
         require([protocol.SEAM, *([protocol.COALESCING_SEAM] if settings.http_tuning else [])])
-        app = create_app(settings, _tracing_or_exit())
+        app = create_app(settings, _tracing_or_exit(), guarded=True)
     except ManifestError as exc:  # the trusted documents (GATEWAY_GRAPHQL_PERSISTED_*)
         print(f"invalid persisted documents: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

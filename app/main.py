@@ -24,6 +24,7 @@ from app.http import handlers, protocol
 from app.http.edge import Edge
 from app.http.state import AppState
 from app.observability import logs
+from app.observability import tracing as observability_tracing
 from app.observability.metrics import Metrics
 from app.observability.tracing import Tracing
 from app.rest import errors as rest_errors
@@ -52,14 +53,21 @@ DESCRIPTION = (
 
 
 def create_app(
-    settings: Settings | None = None, tracing: Tracing | None = None, *, fast_paths: bool = True
+    settings: Settings | None = None,
+    tracing: Tracing | None = None,
+    *,
+    fast_paths: bool = True,
+    guarded: bool = False,
 ) -> Gateway:
     """Build the gateway; long-lived clients are created in the lifespan, not here.
 
     With `tracing` (OpenTelemetry, from the `OTEL_*` variables), every request gets a
     SERVER span and every AWS attempt a CLIENT span, and log lines carry their ids.
     Without `fast_paths`, FastAPI and strawberry answer everything (the differential tests
-    hold the fast paths to what they answer)."""
+    hold the fast paths to what they answer). `guarded`: the server enforces the request
+    head's limits (`python -m app`'s protocol); otherwise the lifespan says it at start.
+    Without `tracing`, the lifespan sets traces up from the `OTEL_*` variables."""
+    given_tracing = tracing
     settings = settings or Settings()
     if settings.graphql_tuning:
         require(GRAPHQL_SEAMS)
@@ -68,6 +76,18 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Traces are set up here, in the serving process, whatever serves the app (a
+        # server that forks workers forks before this), from the `OTEL_*` variables.
+        tracing = (
+            given_tracing if given_tracing is not None else observability_tracing.from_environment()
+        )
+        edge.tracing = tracing
+        if not guarded:
+            log.warning(
+                "this server does not limit the request head: GATEWAY_MAX_HEADER_BYTES and"
+                " the head timeout (GATEWAY_KEEP_ALIVE_SECONDS), the pipelining bound and"
+                " the trailer check hold under `python -m app` only"
+            )
         fleet = _fleet(settings, state, tracing)
         upstream = Upstream(
             settings,
@@ -126,7 +146,7 @@ def create_app(
         cors_origins=settings.cors_origins,
         # A refusal is counted under the route its path would have reached: any of the app's.
         route_templates=_templates(api, (rest_router, graphql_router, ops.router, pages.router)),
-        tracing=tracing,
+        tracing=None,  # set by the lifespan
     )
     return Gateway(edge, api, state)
 

@@ -81,15 +81,26 @@ def start_gateway(
     wait: bool = True,
     core: int | None = None,
     own_group: bool = False,
+    entry: Sequence[str] = ("-m", "app"),
 ) -> Server:
     """`python -m app` on loopback against the emulator, with `settings` as GATEWAY_* variables.
 
-    Its output goes to `log`, or to this process's stdout when that is None.
+    Its output goes to `log`, or to this process's stdout when that is None. `entry`: how
+    Python runs the gateway (`("-m", "uvicorn", "app.main:app")` serves the app with stock
+    uvicorn, which reads the address from `UVICORN_HOST` and `UVICORN_PORT`).
     """
     port = port or free_port()
     env = aws_env(emulator_url)
-    env.update({"GATEWAY_HOST": LOOPBACK, "GATEWAY_PORT": str(port), **(settings or {})})
-    argv = [sys.executable, "-m", "app"]
+    address = {"HOST": LOOPBACK, "PORT": str(port)}
+    env.update(
+        {
+            f"{server}_{name}": value
+            for server in ("GATEWAY", "UVICORN")
+            for name, value in address.items()
+        }
+    )
+    env.update(settings or {})
+    argv = [sys.executable, *entry]
     process = processes.start(argv, env=env, log=log, core=core, own_group=own_group)
     server = Server(name, process, f"http://{LOOPBACK}:{port}", log, own_group)
     if wait:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from harness import sample
+from harness.otlp import Receiver
 from tests.support.servers import Emulator, Gateway, aws_env, start_emulator, start_gateway
 
 GatewayFactory = Callable[..., Gateway]
@@ -94,6 +95,14 @@ def gateway_factory(
 def gateway(gateway_factory: GatewayFactory) -> Gateway:
     """A gateway with the default settings (auth off)."""
     return gateway_factory()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    """An OTLP/HTTP receiver on loopback, for the module's traced gateways."""
+    server = Receiver().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

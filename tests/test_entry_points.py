@@ -4,16 +4,10 @@ enforces."""
 
 from __future__ import annotations
 
-import os
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
-from harness import processes
 from harness.otlp import Receiver
 from tests.conftest import GatewayFactory
 from tests.observability.test_traces import (
@@ -25,60 +19,34 @@ from tests.observability.test_traces import (
     path,
     traced_env,
 )
-from tests.support.servers import Emulator, aws_env, free_port
+from tests.support.servers import Emulator, Gateway, start_gateway
 
 HEAD_WARNING = "this server does not limit the request head: GATEWAY_MAX_HEADER_BYTES"
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    server = Receiver().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def under_uvicorn(
     emulator: Emulator, receiver: Receiver, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, Path]]:
-    """`uvicorn app.main:app` on loopback, traces on, and its log."""
+) -> Iterator[Gateway]:
+    """`uvicorn app.main:app` on loopback, traces on."""
     log = tmp_path_factory.mktemp("uvicorn") / "stdout.log"
-    port = free_port()
-    env = {**os.environ, **aws_env(emulator.url), **traced_env(receiver.url)}
-    argv = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "app.main:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    process = processes.start(argv, env=env, log=log)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, log.read_text(errors="replace")
-        assert time.monotonic() < deadline, "uvicorn app.main:app did not become ready"
-        time.sleep(0.1)
-    yield url, log
-    processes.stop(process)
+    gateway = start_gateway(
+        emulator.url,
+        log,
+        traced_env(receiver.url),
+        entry=("-m", "uvicorn", "app.main:app"),
+    )
+    yield gateway
+    gateway.stop()
 
 
 def test_uvicorn_app_main_app_exports_the_same_traces(
-    under_uvicorn: tuple[str, Path], receiver: Receiver, emulator: Emulator
+    under_uvicorn: Gateway, receiver: Receiver, emulator: Emulator
 ) -> None:
-    url, _ = under_uvicorn
     key = new_key(emulator)
     trace_id, caller_span, headers = parent()
 
-    reply = httpx.get(url + path(key), headers={**AUTH, **headers})
+    reply = under_uvicorn.client.get(path(key), headers={**AUTH, **headers})
 
     assert reply.status_code == 200
     spans = receiver.trace(trace_id, 2)
@@ -89,11 +57,9 @@ def test_uvicorn_app_main_app_exports_the_same_traces(
 
 
 def test_uvicorn_app_main_app_says_what_it_does_not_limit(
-    under_uvicorn: tuple[str, Path],
+    under_uvicorn: Gateway,
 ) -> None:
-    _, log = under_uvicorn
-
-    warnings = [line for line in log.read_text().splitlines() if HEAD_WARNING in line]
+    warnings = [line for line in under_uvicorn.settled_log_lines() if HEAD_WARNING in line]
     assert len(warnings) == 1
     assert '"level":"WARNING"' in warnings[0]
 

@@ -38,13 +38,6 @@ def traced_env(endpoint: str, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    server = Receiver().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def traced(
     emulator: Emulator, receiver: Receiver, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:

@@ -213,12 +213,16 @@ def start_gateway(
     *,
     port: int | None = None,
     wait: bool = True,
+    entry: Sequence[str] = ("-m", "app"),
 ) -> Gateway:
-    """Start `python -m app` against the emulator, with `settings` as GATEWAY_* variables.
+    """Start `python -m app` (or `entry`) against the emulator, with `settings` as GATEWAY_*
+    variables.
 
     Its output goes to `log_path`, or to this process's stdout when that is None.
     """
-    server = servers.start_gateway(emulator_url, log_path, settings, port=port, wait=wait)
+    server = servers.start_gateway(
+        emulator_url, log_path, settings, port=port, wait=wait, entry=entry
+    )
     return Gateway(server.process, server.url, log_path or DEVNULL)
 
 

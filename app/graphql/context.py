@@ -82,6 +82,7 @@ def context_getter(*, mask_phones: bool) -> Callable[[Request], Awaitable[Contex
 
     async def get_context(request: Request) -> Context:
         state = get_state(request)
+        facts = request_context(request.scope)
         context = Context(
             get_service(request),
             state.metrics,
@@ -89,8 +90,8 @@ def context_getter(*, mask_phones: bool) -> Callable[[Request], Awaitable[Contex
                 request.headers.get("cache-control"), request.headers.get("pragma")
             ),
             mask_phones=mask_phones,
-            caller=caller_of(request.scope),
-            seen=(facts := request_context(request.scope)).cache_results,
+            caller=caller_of(facts, request.scope),
+            seen=facts.cache_results,
             joined=facts.joined,
             trace=facts.trace,
         )

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.types import Scope
 
-from app.http.asgi import REQUEST_CONTEXT
 from app.observability.context import RequestContext
 from app.observability.metrics import Metrics
 from app.service.callers import UNKNOWN
@@ -39,12 +38,12 @@ class AppState:
     service: ProxySessionService | None = None
 
 
-def caller_of(scope: Scope) -> str:
+def caller_of(context: RequestContext, scope: Scope) -> str:
     """Who the request's upstream calls are charged to (the per-caller rate): the caller its
-    token names, as the edge authenticated it (`token:<digest>`, `sub:<sub>`), or else the
-    client's address (always, with authentication off: a header then names no one)."""
-    context: RequestContext | None = scope.get(REQUEST_CONTEXT)
-    if context is not None and context.caller is not None:
+    token names, as the edge authenticated it into its `context` (`token:<digest>`,
+    `sub:<sub>`), or else the client's address (always, with authentication off: a header
+    then names no one)."""
+    if context.caller is not None:
         return context.caller
     client = scope.get("client")
     return f"addr:{client[0]}" if client else UNKNOWN

@@ -14,9 +14,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.domain.errors import GatewayError
 from app.domain.model import validate_key
-from app.http.asgi import RouteTemplate, request_context, template_pattern
+from app.http.asgi import RouteTemplate, template_pattern
 from app.http.errors import send_error
-from app.http.state import AppState, caller_of
+from app.http.state import AppState
 from app.rest.reply import SESSION_PATH, Conditions, session_reply
 
 _SESSION = template_pattern(SESSION_PATH)
@@ -39,11 +39,8 @@ class RestFastPath:
                 scope["route"] = ROUTE
                 try:
                     key = validate_key(match[1], match[2])
-                    caller = caller_of(scope)
                     conditions = Conditions.from_raw(scope["headers"])
-                    reply = await session_reply(
-                        service, key, conditions, caller, request_context(scope)
-                    )
+                    reply = await session_reply(service, key, conditions, scope)
                 except GatewayError as error:
                     await send_error(send, scope, error)
                     return

@@ -10,12 +10,15 @@ import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from starlette.types import Scope
+
 from app.domain.outcome import CacheOutcome, Outcomes
 from app.domain.types import SessionKey
+from app.http.asgi import request_context
 from app.http.cache_status import cache_status, etag_matches, private_max_age
 from app.http.errors import problem_reply
 from app.http.revalidation import wants_revalidation
-from app.observability.context import RequestContext
+from app.http.state import caller_of
 from app.service import Lookup, Missing, ProxySessionService
 
 SESSION_PATH = "/v1/voice-connectors/{voiceConnectorId}/proxy-sessions/{proxySessionId}"
@@ -66,20 +69,21 @@ async def session_reply(
     service: ProxySessionService,
     key: SessionKey,
     conditions: Conditions,
-    caller: str,
-    context: RequestContext,
+    scope: Scope,
 ) -> SessionReply:
-    """Look `key` up for `caller` and answer with the cached bytes, 304 when
-    `If-None-Match` matches, or the 404 problem when there is no such session (with its
-    `Cache-Status`); the request's `context` gets how the cache answered (its access line)
-    and, traced, the upstream call it started or joined (its span's links).
+    """Look `key` up for the request of `scope` (its caller charged for an upstream call)
+    and answer with the cached bytes, 304 when `If-None-Match` matches, or the 404 problem
+    when there is no such session (with its `Cache-Status`); the request's context gets how
+    the cache answered (its access line) and, traced, the upstream call it started or
+    joined (its span's links).
 
     Raises the lookup's GatewayError; the caller renders it (app.http.errors).
     """
     revalidate = _revalidates(conditions)
+    context = request_context(scope)
     lookup = await service.lookup(
         key,
-        caller=caller,
+        caller=caller_of(context, scope),
         revalidate=revalidate,
         seen=context.cache_results,
         joined=context.joined,

@@ -15,9 +15,8 @@ from app.domain.errors import (
     error_table,
 )
 from app.domain.model import ID_MAX_LENGTH, ID_PATTERN, validate_key
-from app.http.asgi import request_context
 from app.http.errors import PROBLEM_JSON
-from app.http.state import ServiceDep, caller_of
+from app.http.state import ServiceDep
 from app.rest.reply import SESSION_PATH, Conditions, session_reply
 from app.rest.schemas import GetProxySessionResponse, Problem
 
@@ -106,10 +105,8 @@ async def get_proxy_session(
     # In the running gateway `app.rest.fast_path` answers this route's GETs before FastAPI,
     # with the same functions; this route documents the operation.
     key = validate_key(voiceConnectorId, proxySessionId)
-    caller = caller_of(request.scope)
     conditions = Conditions(if_none_match, cache_control, pragma)
-    context = request_context(request.scope)
-    reply = await session_reply(service, key, conditions, caller, context)
+    reply = await session_reply(service, key, conditions, request.scope)
     response = Response(reply.body, status_code=reply.status)
     response.raw_headers[:] = reply.headers
     return response

@@ -10,6 +10,7 @@ import pytest
 
 from app.auth import build_authenticator
 from app.http.state import caller_of
+from app.observability.context import RequestContext
 from app.observability.metrics import Metrics
 from app.service.callers import CallerRates
 from app.settings import Settings
@@ -139,4 +140,6 @@ def test_the_caller_is_the_static_token_the_verified_jwt_sub_or_the_address() ->
     assert isinstance(without_sub, str)
     assert without_sub.startswith("token:")
     # No token accepted (or authentication off): the address counts.
-    assert caller_of({"type": "http", "client": client}) == "addr:198.51.100.7"
+    assert caller_of(RequestContext("rid"), {"type": "http", "client": client}) == (
+        "addr:198.51.100.7"
+    )

@@ -202,7 +202,7 @@ class GatewayRouter(GraphQLRouter[Context, None]):
             metrics = get_state(request).metrics
             for limit in refused_limits(result):
                 metrics.graphql_refusal(limit)
-        body = http_result(result, request_context(request.scope).request_id or None)
+        body = http_result(result, request_context(request.scope).request_id)
         if self.response_cache is not None and not result.errors and result.data is not None:
             await self._remember(request, body)
         return body

@@ -41,10 +41,10 @@ how the cache answered, for the access line."""
 
 
 def request_context(scope: Scope) -> RequestContext:
-    """The request's context, as the edge made it (an empty one for a request that did not
-    come through the edge)."""
+    """The request's context, as the edge made it (an empty one, without a request id, for
+    a request that did not come through the edge)."""
     context: RequestContext | None = scope.get(REQUEST_CONTEXT)
-    return RequestContext("") if context is None else context
+    return RequestContext(None) if context is None else context
 
 
 UNMATCHED = "unmatched"

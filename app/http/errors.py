@@ -84,7 +84,7 @@ def problem_reply(
     """`error` as an RFC 9457 problem for the request of `context` (with the `Cache-Status`
     of `cache`, when a cache answered with it)."""
     _note_on_span(error, context)
-    body = orjson.dumps(problem(error, context.request_id or None))
+    body = orjson.dumps(problem(error, context.request_id))
     return _framed([_PROBLEM_TYPE, *error_headers(error, cache)], body)
 
 
@@ -97,7 +97,7 @@ def graphql_reply(error: GatewayError, context: RequestContext) -> Reply:
             "errors": [
                 {
                     "message": error.detail,
-                    "extensions": graphql_extensions(error, context.request_id or None),
+                    "extensions": graphql_extensions(error, context.request_id),
                 }
             ],
         }

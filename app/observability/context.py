@@ -36,7 +36,7 @@ class RequestContext:
 
     def __init__(
         self,
-        request_id: str,
+        request_id: str | None,
         trace: TraceFacts | None = None,
         joined: list[CallRecord] | None = None,
     ) -> None:

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from graphql.language.parser import Parser
 from graphql.validation.rules import overlapping_fields_can_be_merged
 from strawberry.schema import schema as strawberry_schema
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
@@ -73,7 +74,8 @@ def test_the_merging_seam_notices_a_graphql_core_without_its_budget(
 def test_the_token_seam_notices_graphql_core_wording_its_limit_otherwise(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(documents, "parse", lambda *_args, **_kwargs: object())
+    # A graphql-core whose parser neither counts tokens nor stops at a limit.
+    monkeypatch.setattr(Parser, "parse_document", lambda _parser: object())
 
     assert set(documents.TOKENS_SEAM.missing()) == {
         "the token limit of parse()",

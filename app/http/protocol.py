@@ -333,7 +333,6 @@ _PROTOCOL_METHODS = (
     "on_response_complete",
     "send_400_response",
     "handle_websocket_upgrade",
-    "timeout_keep_alive_handler",
     "_unset_keepalive_if_required",
     "_should_upgrade",
     "_unsupported_upgrade_warning",
@@ -354,7 +353,6 @@ _PROTOCOL_STATE = (
     "scope",
     "server_state",
     "timeout_keep_alive",
-    "timeout_keep_alive_task",
     "transport",
     "url",
 )

@@ -9,12 +9,12 @@ from fastapi import Request
 from strawberry.fastapi import BaseContext
 
 from app.domain.model import SessionRecord, validate_key
-from app.domain.types import CacheResult, CallRecord, SessionKey
+from app.domain.types import SessionKey
 from app.graphql.types import ProxySession
 from app.http.asgi import request_context
 from app.http.revalidation import wants_revalidation
 from app.http.state import caller_of, get_service, get_state
-from app.observability.context import TraceFacts
+from app.observability.context import RequestContext
 from app.observability.metrics import Metrics
 from app.service.callers import UNKNOWN
 from app.service.sessions import Missing, ProxySessionService
@@ -31,19 +31,15 @@ class Context(BaseContext):
         revalidate: bool,
         mask_phones: bool = False,
         caller: str = UNKNOWN,
-        seen: list[CacheResult] | None = None,
-        joined: list[CallRecord] | None = None,
-        trace: TraceFacts | None = None,
+        facts: RequestContext | None = None,
     ) -> None:
         super().__init__()
         self.service = service
         self.metrics = metrics
         self.revalidate = revalidate
         self.caller = caller
-        self.seen = seen
-        self.joined = joined
-        self.trace = trace
-        """The span's facts of a traced request (its operation's type and name)."""
+        self.facts = facts or RequestContext(None)
+        """The request's context (its access line's cache results, its span's facts)."""
         self.mask_phones = mask_phones
         self._loads: dict[SessionKey, asyncio.Future[ProxySession]] = {}
         # What the response was built from, for the response cache; a stale answer is
@@ -64,8 +60,13 @@ class Context(BaseContext):
         return await asyncio.shield(load)
 
     async def _load(self, key: SessionKey) -> ProxySession:
+        facts = self.facts
         lookup = await self.service.lookup(
-            key, caller=self.caller, revalidate=self.revalidate, seen=self.seen, joined=self.joined
+            key,
+            caller=self.caller,
+            revalidate=self.revalidate,
+            seen=facts.cache_results,
+            joined=facts.joined,
         )
         if isinstance(lookup, Missing):
             raise lookup.error
@@ -91,9 +92,7 @@ def context_getter(*, mask_phones: bool) -> Callable[[Request], Awaitable[Contex
             ),
             mask_phones=mask_phones,
             caller=caller_of(facts, request.scope),
-            seen=facts.cache_results,
-            joined=facts.joined,
-            trace=facts.trace,
+            facts=facts,
         )
         request.state.graphql_context = context  # for the router's response cache
         return context

@@ -20,7 +20,7 @@ from app.domain.errors import (
 from app.graphql.limits import Refusal
 from app.graphql.persisted import Manifest
 from app.http.errors import graphql_extensions
-from app.observability.context import TraceFacts
+from app.observability.context import RequestContext
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,9 @@ class OperationMetrics(SchemaExtension):
                     kind = "unknown"
                 document = self._manifest.label(self.execution_context.query)
                 metrics.graphql_operation(kind, "error" if failed else "ok", document)
-                facts = getattr(self.execution_context.context, "trace", None)
-                if isinstance(facts, TraceFacts):
+                request = getattr(self.execution_context.context, "facts", None)
+                facts = request.trace if isinstance(request, RequestContext) else None
+                if facts is not None:
                     facts.operation_type = None if kind == "unknown" else kind
                     facts.operation_name = _operation_name(self.execution_context)
 
